@@ -1,0 +1,576 @@
+/*
+ * nhash decode: libvips loaders -> RGB uint8 tensors. See nhash/decode.h.
+ *
+ * compat mode converts pixel formats in C, on the decoded samples, the way Pillow 9.4's
+ * convert('RGB') does (gray replicated, alpha dropped, CMYK by Pillow's cmyk2rgb,
+ * 16-bit RGB by its high byte, 16-bit gray clipped at 255 as Pillow's mode I does), so the
+ * resize sees the bytes Pillow's resize sees.
+ */
+#include "nhash/decode.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vips/vips.h>
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int init_failed;
+
+static void quiet_log(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer user)
+{
+    (void)domain;
+    (void)level;
+    (void)msg;
+    (void)user;
+}
+
+static void init_vips(void)
+{
+    if (VIPS_INIT("nhash")) {
+        init_failed = 1;
+        return;
+    }
+    vips_cache_set_max(0);
+    vips_cache_set_max_mem(0);
+    vips_cache_set_max_files(0);
+    vips_concurrency_set(1);
+    vips_block_untrusted_set(TRUE);
+    /* libvips would print warnings (e.g. "premature end of JPEG") to stderr itself; we
+     * turn every failure into an error record instead. */
+    g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO,
+                      quiet_log, NULL);
+}
+
+nh_status nh_decode_init(const char *argv0, nh_error *err)
+{
+    (void)argv0;
+    pthread_once(&init_once, init_vips);
+    if (init_failed)
+        return nh_error_set(err, NH_ERR_UNSUPPORTED, NH_FOREIGN_VIPS, 0, NULL,
+                            "libvips failed to start: %s", vips_error_buffer());
+    return NH_OK;
+}
+
+void nh_decode_opts_default(nh_decode_opts *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->mode = NH_DECODE_COMPAT;
+    opts->width = 360;
+    opts->height = 360;
+    opts->max_pixels = NH_DECODE_DEFAULT_MAX_PIXELS;
+}
+
+static unsigned long long max_pixels_of(const nh_decode_opts *opts)
+{
+    return opts->max_pixels ? opts->max_pixels : NH_DECODE_DEFAULT_MAX_PIXELS;
+}
+
+size_t nh_decode_out_bytes(const nh_decode_opts *opts)
+{
+    if (opts->mode == NH_DECODE_NATIVE)
+        return (size_t)max_pixels_of(opts) * 3;
+    return (size_t)opts->width * (size_t)opts->height * 3;
+}
+
+/* Take libvips' error text (a process-wide buffer: under many threads a message may carry
+ * another file's text too, so our own checks come first wherever they can). */
+static nh_status vips_fail(nh_error *err, nh_status st, const char *path, const char *what)
+{
+    char *msg = vips_error_buffer_copy();
+    char *p = msg;
+    size_t n = msg ? strlen(msg) : 0;
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    /* Keep the first line(s) compact. */
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '\n')
+            p[i] = ';';
+    nh_error_set(err, st, NH_FOREIGN_VIPS, 0, path, "%s%s%s", what, n ? ": " : "", n ? msg : "");
+    g_free(msg);
+    return st;
+}
+
+/* Checks a file system can answer before libvips sees the file. */
+static nh_status precheck_file(const char *path, nh_error *err)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return nh_error_set(err, NH_ERR_IO, NH_FOREIGN_ERRNO, errno, path,
+                            errno == ENOENT ? "no such file" : "cannot stat file");
+    if (S_ISDIR(sb.st_mode))
+        return nh_error_set(err, NH_ERR_IO, NH_FOREIGN_ERRNO, EISDIR, path, "is a directory");
+    if (!S_ISREG(sb.st_mode))
+        return nh_error_set(err, NH_ERR_IO, NH_FOREIGN_NONE, 0, path,
+                            "not a regular file (device, fifo or socket)");
+    if (sb.st_size == 0)
+        return nh_error_set(err, NH_ERR_DECODE, NH_FOREIGN_NONE, 0, path, "empty file");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return nh_error_set(err, NH_ERR_IO, NH_FOREIGN_ERRNO, errno, path,
+                            errno == EACCES ? "permission denied" : "cannot open file");
+    close(fd);
+    return NH_OK;
+}
+
+/* Open lazily (header only) and apply the pixel limit. */
+static nh_status open_checked(const char *path, const void *data, size_t len,
+                              const nh_decode_opts *opts, VipsImage **out, nh_decode_info *info,
+                              nh_error *err)
+{
+    VipsImage *img;
+    const char *loader = data ? vips_foreign_find_load_buffer(data, len) : vips_foreign_find_load(path);
+    if (!loader) {
+        vips_error_clear();
+        return nh_error_set(err, NH_ERR_DECODE, NH_FOREIGN_VIPS, 0, path,
+                            "not a known image format%s",
+                            opts->allow_untrusted ? "" : " (or only an untrusted loader knows it; "
+                                                         "see --allow-untrusted)");
+    }
+    if (data)
+        img = vips_image_new_from_buffer(data, len, "", "access", VIPS_ACCESS_SEQUENTIAL,
+                                         "fail_on", VIPS_FAIL_ON_ERROR, NULL);
+    else
+        img = vips_image_new_from_file(path, "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
+                                       VIPS_FAIL_ON_ERROR, NULL);
+    if (!img)
+        return vips_fail(err, NH_ERR_DECODE, path, "cannot read image header");
+    unsigned long long px = (unsigned long long)img->Xsize * (unsigned long long)img->Ysize;
+    if (px > max_pixels_of(opts)) {
+        nh_status st = nh_error_set(err, NH_ERR_TOO_LARGE, NH_FOREIGN_NONE, 0, path,
+                                    "image is %dx%d = %.1f MP, over the %.1f MP limit "
+                                    "(see --max-pixels)",
+                                    img->Xsize, img->Ysize, (double)px / 1e6,
+                                    (double)max_pixels_of(opts) / 1e6);
+        g_object_unref(img);
+        return st;
+    }
+    if (info) {
+        memset(info, 0, sizeof *info);
+        info->src_width = img->Xsize;
+        info->src_height = img->Ysize;
+        info->src_bands = img->Bands;
+        info->src_bits = (int)vips_format_sizeof(img->BandFmt) * 8;
+        const char *ld = NULL;
+        if (vips_image_get_typeof(img, "vips-loader") &&
+            vips_image_get_string(img, "vips-loader", &ld) == 0 && ld)
+            snprintf(info->loader, sizeof info->loader, "%s", ld);
+    }
+    *out = img;
+    return NH_OK;
+}
+
+static inline uint8_t muldiv255(int a, int b)
+{
+    int tmp = a * b + 128;
+    return (uint8_t)(((tmp >> 8) + tmp) >> 8);
+}
+
+static inline uint8_t clip8i(int v)
+{
+    return v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v;
+}
+
+/*
+ * Pillow-style convert('RGB') of decoded samples into dst (w*h*3). Returns NH_OK or
+ * NH_ERR_UNSUPPORTED for formats handled by the generic path instead.
+ */
+static nh_status pillow_to_rgb(VipsImage *img, const void *mem, uint8_t *dst)
+{
+    size_t npx = (size_t)img->Xsize * img->Ysize;
+    int b = img->Bands;
+    int cmyk = img->Type == VIPS_INTERPRETATION_CMYK && b >= 4;
+    if (img->BandFmt == VIPS_FORMAT_UCHAR) {
+        const uint8_t *s = mem;
+        for (size_t i = 0; i < npx; i++, s += b, dst += 3) {
+            if (cmyk) {
+                int nk = 255 - s[3];
+                dst[0] = clip8i(nk - muldiv255(s[0], nk));
+                dst[1] = clip8i(nk - muldiv255(s[1], nk));
+                dst[2] = clip8i(nk - muldiv255(s[2], nk));
+            } else if (b < 3) {
+                dst[0] = dst[1] = dst[2] = s[0];
+            } else {
+                dst[0] = s[0];
+                dst[1] = s[1];
+                dst[2] = s[2];
+            }
+        }
+        return NH_OK;
+    }
+    if (img->BandFmt == VIPS_FORMAT_USHORT && !cmyk) {
+        const uint16_t *s = mem;
+        for (size_t i = 0; i < npx; i++, s += b, dst += 3) {
+            if (b < 3) {
+                dst[0] = dst[1] = dst[2] = s[0] > 255 ? 255 : (uint8_t)s[0];
+            } else {
+                dst[0] = (uint8_t)(s[0] >> 8);
+                dst[1] = (uint8_t)(s[1] >> 8);
+                dst[2] = (uint8_t)(s[2] >> 8);
+            }
+        }
+        return NH_OK;
+    }
+    return NH_ERR_UNSUPPORTED;
+}
+
+/* Any other format: colour-manage to sRGB, 8-bit, 3 bands (not Pillow-exact). */
+static VipsImage *generic_srgb(VipsImage *in)
+{
+    VipsImage *a = NULL, *b = NULL, *c = NULL;
+    if (vips_colourspace(in, &a, VIPS_INTERPRETATION_sRGB, NULL))
+        return NULL;
+    if (a->Bands > 3) {
+        if (vips_extract_band(a, &b, 0, "n", 3, NULL)) {
+            g_object_unref(a);
+            return NULL;
+        }
+    } else {
+        b = a;
+        g_object_ref(b);
+    }
+    g_object_unref(a);
+    if (b->Bands == 1) {
+        VipsImage *t[3] = {b, b, b};
+        if (vips_bandjoin(t, &c, 3, NULL)) {
+            g_object_unref(b);
+            return NULL;
+        }
+        g_object_unref(b);
+        b = c;
+        c = NULL;
+    }
+    if (vips_cast_uchar(b, &c, NULL)) {
+        g_object_unref(b);
+        return NULL;
+    }
+    g_object_unref(b);
+    return c;
+}
+
+/* Decode in full to an RGB buffer of w*h*3 (returned-owned, g_free). */
+static nh_status full_rgb(VipsImage *img, const char *path, uint8_t **out, nh_error *err)
+{
+    nh_status st = NH_OK;
+    size_t sz = 0;
+    VipsImage *gen = NULL;
+    void *mem = vips_image_write_to_memory(img, &sz);
+    if (!mem)
+        return vips_fail(err, NH_ERR_DECODE, path, "cannot decode image");
+    size_t npx = (size_t)img->Xsize * img->Ysize;
+    uint8_t *rgb = g_try_malloc(npx * 3);
+    if (!rgb) {
+        st = nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, path, "out of memory");
+        goto cleanup;
+    }
+    if (pillow_to_rgb(img, mem, rgb) != NH_OK) {
+        /* Rare formats (float, signed, 32-bit): go through libvips' colour management. */
+        VipsImage *mi = vips_image_new_from_memory(mem, sz, img->Xsize, img->Ysize, img->Bands,
+                                                   img->BandFmt);
+        if (mi)
+            mi->Type = img->Type;
+        gen = mi ? generic_srgb(mi) : NULL;
+        if (mi)
+            g_object_unref(mi);
+        size_t gsz = 0;
+        void *gm = gen ? vips_image_write_to_memory(gen, &gsz) : NULL;
+        if (!gm || gsz != npx * 3) {
+            g_free(gm);
+            st = vips_fail(err, NH_ERR_DECODE, path, "cannot convert pixel format to RGB");
+            goto cleanup;
+        }
+        memcpy(rgb, gm, npx * 3);
+        g_free(gm);
+    }
+    *out = rgb;
+    rgb = NULL;
+cleanup:
+    if (gen)
+        g_object_unref(gen);
+    g_free(rgb);
+    g_free(mem);
+    return st;
+}
+
+static void nearest_squash(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh)
+{
+    /* PDQ reference: dst pixel (x, y) takes src (floor(x * sw / dw), floor(y * sh / dh)). */
+    for (int y = 0; y < dh; y++) {
+        int sy = (int)((long long)y * sh / dh);
+        for (int x = 0; x < dw; x++) {
+            int sx = (int)((long long)x * sw / dw);
+            memcpy(dst + ((size_t)y * dw + x) * 3, src + ((size_t)sy * sw + sx) * 3, 3);
+        }
+    }
+}
+
+static nh_status decode_fast(const char *path, const void *data, size_t len,
+                             const nh_decode_opts *opts, uint8_t *out, nh_decode_info *info,
+                             nh_error *err)
+{
+    nh_status st = NH_OK;
+    VipsImage *thumb = NULL, *rgb = NULL;
+    int r = data ? vips_thumbnail_buffer((void *)data, len, &thumb, opts->width, "height",
+                                         opts->height, "size", VIPS_SIZE_FORCE, "no_rotate",
+                                         !opts->autorotate, "fail_on", VIPS_FAIL_ON_ERROR, NULL)
+                 : vips_thumbnail(path, &thumb, opts->width, "height", opts->height, "size",
+                                  VIPS_SIZE_FORCE, "no_rotate", !opts->autorotate, "fail_on",
+                                  VIPS_FAIL_ON_ERROR, NULL);
+    if (r)
+        return vips_fail(err, NH_ERR_DECODE, path, "cannot decode image");
+    rgb = generic_srgb(thumb);
+    if (!rgb) {
+        st = vips_fail(err, NH_ERR_DECODE, path, "cannot convert to RGB");
+        goto cleanup;
+    }
+    if (rgb->Xsize != opts->width || rgb->Ysize != opts->height) {
+        /* vips_thumbnail rounds; a 1-pixel miss is squashed to the exact size. */
+        VipsImage *t = NULL;
+        if (vips_resize(rgb, &t, (double)opts->width / rgb->Xsize, "vscale",
+                        (double)opts->height / rgb->Ysize, NULL)) {
+            st = vips_fail(err, NH_ERR_DECODE, path, "cannot resize");
+            goto cleanup;
+        }
+        g_object_unref(rgb);
+        rgb = t;
+    }
+    size_t sz = 0;
+    void *mem = vips_image_write_to_memory(rgb, &sz);
+    if (!mem) {
+        st = vips_fail(err, NH_ERR_DECODE, path, "cannot decode image");
+        goto cleanup;
+    }
+    if (sz != (size_t)opts->width * opts->height * 3) {
+        g_free(mem);
+        st = nh_error_set(err, NH_ERR_DECODE, NH_FOREIGN_NONE, 0, path,
+                          "thumbnail has an unexpected size %dx%d", rgb->Xsize, rgb->Ysize);
+        goto cleanup;
+    }
+    memcpy(out, mem, sz);
+    g_free(mem);
+    if (info) {
+        info->width = opts->width;
+        info->height = opts->height;
+    }
+cleanup:
+    if (rgb)
+        g_object_unref(rgb);
+    if (thumb)
+        g_object_unref(thumb);
+    return st;
+}
+
+static nh_status decode_any(const char *path, const void *data, size_t len,
+                            const nh_decode_opts *opts, uint8_t *out, nh_decode_info *info,
+                            nh_error *err)
+{
+    nh_decode_info local;
+    if (!info)
+        info = &local;
+    nh_status st = nh_decode_init(NULL, err);
+    if (st != NH_OK)
+        return st;
+    if (!opts || (opts->mode != NH_DECODE_NATIVE && (opts->width <= 0 || opts->height <= 0)))
+        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, path, "bad decode options");
+    if (!data) {
+        st = precheck_file(path, err);
+        if (st != NH_OK)
+            return st;
+    } else if (len == 0) {
+        return nh_error_set(err, NH_ERR_DECODE, NH_FOREIGN_NONE, 0, path, "empty file");
+    }
+    VipsImage *img = NULL;
+    uint8_t *rgb = NULL;
+    st = open_checked(path, data, len, opts, &img, info, err);
+    if (st != NH_OK)
+        return st;
+    if (opts->mode == NH_DECODE_FAST) {
+        g_object_unref(img);
+        img = NULL;
+        st = decode_fast(path, data, len, opts, out, info, err);
+        goto cleanup;
+    }
+    st = full_rgb(img, path, &rgb, err);
+    if (st != NH_OK)
+        goto cleanup;
+    int sw = img->Xsize, sh = img->Ysize;
+    switch (opts->mode) {
+    case NH_DECODE_COMPAT:
+        st = nh_resize_pillow_bicubic(rgb, sw, sh, out, opts->width, opts->height);
+        if (st != NH_OK) {
+            nh_error_set(err, st, NH_FOREIGN_NONE, 0, path, "resize failed");
+            goto cleanup;
+        }
+        info->width = opts->width;
+        info->height = opts->height;
+        break;
+    case NH_DECODE_NEAREST:
+        if (sw > opts->width || sh > opts->height) {
+            int dw = sw > opts->width ? opts->width : sw;
+            int dh = sh > opts->height ? opts->height : sh;
+            nearest_squash(rgb, sw, sh, out, dw, dh);
+            info->width = dw;
+            info->height = dh;
+        } else {
+            memcpy(out, rgb, (size_t)sw * sh * 3);
+            info->width = sw;
+            info->height = sh;
+        }
+        break;
+    case NH_DECODE_NATIVE:
+    default:
+        memcpy(out, rgb, (size_t)sw * sh * 3);
+        info->width = sw;
+        info->height = sh;
+        break;
+    }
+cleanup:
+    g_free(rgb);
+    if (img)
+        g_object_unref(img);
+    vips_error_clear();
+    return st;
+}
+
+nh_status nh_decode_file(const char *path, const nh_decode_opts *opts, uint8_t *out,
+                         nh_decode_info *info, nh_error *err)
+{
+    if (!path)
+        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, NULL, "no path");
+    return decode_any(path, NULL, 0, opts, out, info, err);
+}
+
+nh_status nh_decode_buffer(const void *data, size_t len, const char *name,
+                           const nh_decode_opts *opts, uint8_t *out, nh_decode_info *info,
+                           nh_error *err)
+{
+    return decode_any(name ? name : "<buffer>", data ? data : "", len, opts, out, info, err);
+}
+
+/* ---- worker pool ---- */
+
+struct nh_decode_pool {
+    nh_decode_opts opts;
+    int nthreads;
+    pthread_t *threads;
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv, done_cv;
+    /* current batch */
+    const char *const *paths;
+    size_t n, next, done;
+    uint8_t *out;
+    nh_decode_result *results;
+    unsigned long generation;
+    int quit;
+};
+
+static void *worker_main(void *arg)
+{
+    nh_decode_pool *p = arg;
+    size_t slot = nh_decode_out_bytes(&p->opts);
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->quit && p->next >= p->n)
+            pthread_cond_wait(&p->work_cv, &p->mu);
+        if (p->quit)
+            break;
+        size_t i = p->next++;
+        pthread_mutex_unlock(&p->mu);
+        nh_decode_result *r = &p->results[i];
+        nh_error_clear(&r->err);
+        memset(&r->info, 0, sizeof r->info);
+        r->status = nh_decode_file(p->paths[i], &p->opts, p->out + i * slot, &r->info, &r->err);
+        /* libvips keeps per-thread buffers; drop them between images. */
+        vips_thread_shutdown();
+        pthread_mutex_lock(&p->mu);
+        if (++p->done == p->n)
+            pthread_cond_broadcast(&p->done_cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+nh_status nh_decode_pool_create(const nh_decode_opts *opts, int nthreads,
+                                nh_decode_pool **out, nh_error *err)
+{
+    nh_status st = nh_decode_init(NULL, err);
+    if (st != NH_OK)
+        return st;
+    if (nthreads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        nthreads = n > 0 ? (int)n : 1;
+    }
+    nh_decode_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, NULL, "out of memory");
+    p->opts = *opts;
+    vips_block_untrusted_set(!opts->allow_untrusted);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->work_cv, NULL);
+    pthread_cond_init(&p->done_cv, NULL);
+    p->threads = calloc((size_t)nthreads, sizeof *p->threads);
+    if (!p->threads) {
+        nh_decode_pool_destroy(p);
+        return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, NULL, "out of memory");
+    }
+    for (int i = 0; i < nthreads; i++) {
+        int rc = pthread_create(&p->threads[i], NULL, worker_main, p);
+        if (rc != 0) {
+            nh_decode_pool_destroy(p);
+            return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_ERRNO, rc, NULL,
+                                "cannot start decode thread");
+        }
+        p->nthreads = i + 1;
+    }
+    *out = p;
+    return NH_OK;
+}
+
+void nh_decode_pool_destroy(nh_decode_pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->work_cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->nthreads; i++)
+        pthread_join(p->threads[i], NULL);
+    free(p->threads);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->work_cv);
+    pthread_cond_destroy(&p->done_cv);
+    free(p);
+}
+
+int nh_decode_pool_threads(const nh_decode_pool *p)
+{
+    return p->nthreads;
+}
+
+nh_status nh_decode_pool_run(nh_decode_pool *p, const char *const *paths, size_t n, uint8_t *out,
+                             nh_decode_result *results)
+{
+    if (!p || (n && (!paths || !out || !results)))
+        return NH_ERR_INVALID;
+    if (n == 0)
+        return NH_OK;
+    pthread_mutex_lock(&p->mu);
+    p->paths = paths;
+    p->out = out;
+    p->results = results;
+    p->done = 0;
+    p->next = 0;
+    p->n = n;
+    pthread_cond_broadcast(&p->work_cv);
+    while (p->done < p->n)
+        pthread_cond_wait(&p->done_cv, &p->mu);
+    p->n = 0;
+    p->next = 0;
+    pthread_mutex_unlock(&p->mu);
+    return NH_OK;
+}
