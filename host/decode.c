@@ -316,7 +316,8 @@ static nh_status decode_fast(const char *path, const void *data, size_t len,
     VipsImage *thumb = NULL, *rgb = NULL;
     int r = data ? vips_thumbnail_buffer((void *)data, len, &thumb, opts->width, "height",
                                          opts->height, "size", VIPS_SIZE_FORCE, "no_rotate",
-                                         !opts->autorotate, "fail_on", VIPS_FAIL_ON_ERROR, NULL)
+                                         !opts->autorotate, "option_string", "fail_on=error",
+                                         NULL)
                  : vips_thumbnail(path, &thumb, opts->width, "height", opts->height, "size",
                                   VIPS_SIZE_FORCE, "no_rotate", !opts->autorotate, "fail_on",
                                   VIPS_FAIL_ON_ERROR, NULL);

@@ -1,0 +1,32 @@
+#!/bin/sh
+# Install the Debian 12 packages nhash needs, only those that are missing.
+# Usage: scripts/setup.sh [--dev]   (--dev adds what the fixture scripts and benches use)
+set -eu
+
+PKGS="build-essential cmake pkg-config git ca-certificates
+ocl-icd-opencl-dev opencl-headers ocl-icd-libopencl1 pocl-opencl-icd clinfo
+libvips-dev libvips-tools liblmdb-dev lmdb-utils libxxhash-dev libcmocka-dev
+libprotobuf-c-dev protobuf-c-compiler python3 python3-numpy python3-pil"
+DEV_PKGS="python3-torch libfaiss-dev hyperfine nodejs npm"
+
+want="$PKGS"
+[ "${1:-}" = "--dev" ] && want="$PKGS $DEV_PKGS"
+
+missing=""
+for p in $want; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+if [ -z "$missing" ]; then
+    echo "setup: all packages present"
+    exit 0
+fi
+echo "setup: installing$missing"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+echo "setup: done"
