@@ -1,0 +1,2 @@
+add_executable(nhbench-decode ${CMAKE_CURRENT_SOURCE_DIR}/bench_decode.c)
+target_link_libraries(nhbench-decode PRIVATE nh_flags nh_decode nh_core)
