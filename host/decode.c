@@ -29,6 +29,23 @@ static void quiet_log(const gchar *domain, GLogLevelFlags level, const gchar *ms
     (void)user;
 }
 
+/*
+ * libvips' loader blocking is process-wide. Untrusted loaders stay blocked unless asked,
+ * except JPEG XL: nhash promises JXL, and libvips 8.14 marks jxlload untrusted only because
+ * libjxl was young when it was added; the reference decoder is what every JXL user runs.
+ */
+static int untrusted_allowed = -1;
+
+static void apply_untrusted(int allow)
+{
+    if (allow == untrusted_allowed)
+        return;
+    vips_block_untrusted_set(allow ? FALSE : TRUE);
+    if (!allow)
+        vips_operation_block_set("VipsForeignLoadJxl", FALSE);
+    untrusted_allowed = allow;
+}
+
 static void init_vips(void)
 {
     if (VIPS_INIT("nhash")) {
@@ -39,7 +56,7 @@ static void init_vips(void)
     vips_cache_set_max_mem(0);
     vips_cache_set_max_files(0);
     vips_concurrency_set(1);
-    vips_block_untrusted_set(TRUE);
+    apply_untrusted(0);
     /* libvips would print warnings (e.g. "premature end of JPEG") to stderr itself; we
      * turn every failure into an error record instead. */
     g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO,
@@ -137,8 +154,19 @@ static nh_status open_checked(const char *path, const void *data, size_t len,
     else
         img = vips_image_new_from_file(path, "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
                                        VIPS_FAIL_ON_ERROR, NULL);
-    if (!img)
+    if (!img) {
+        char *m = vips_error_buffer_copy();
+        int blocked = m && strstr(m, "operation is blocked");
+        g_free(m);
+        if (blocked) {
+            vips_error_clear();
+            return nh_error_set(err, NH_ERR_UNSUPPORTED, NH_FOREIGN_VIPS, 0, path,
+                                "only an untrusted libvips loader (%s) reads this format; "
+                                "--allow-untrusted enables it",
+                                loader);
+        }
         return vips_fail(err, NH_ERR_DECODE, path, "cannot read image header");
+    }
     unsigned long long px = (unsigned long long)img->Xsize * (unsigned long long)img->Ysize;
     if (px > max_pixels_of(opts)) {
         nh_status st = nh_error_set(err, NH_ERR_TOO_LARGE, NH_FOREIGN_NONE, 0, path,
@@ -377,6 +405,8 @@ static nh_status decode_any(const char *path, const void *data, size_t len,
         return st;
     if (!opts || (opts->mode != NH_DECODE_NATIVE && (opts->width <= 0 || opts->height <= 0)))
         return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, path, "bad decode options");
+    if ((opts->allow_untrusted != 0) != untrusted_allowed)
+        apply_untrusted(opts->allow_untrusted != 0);
     if (!data) {
         st = precheck_file(path, err);
         if (st != NH_OK)
@@ -509,7 +539,7 @@ nh_status nh_decode_pool_create(const nh_decode_opts *opts, int nthreads,
     if (!p)
         return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, NULL, "out of memory");
     p->opts = *opts;
-    vips_block_untrusted_set(!opts->allow_untrusted);
+    apply_untrusted(opts->allow_untrusted != 0);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work_cv, NULL);
     pthread_cond_init(&p->done_cv, NULL);

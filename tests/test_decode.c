@@ -580,6 +580,62 @@ static void test_resize_edges(void **state)
         assert_int_equal(dst[i], 200);
 }
 
+/* Every promised format decodes: lossless ones to the same tensor as the PNG source, lossy
+ * ones close to it; untrusted loaders are refused by default with a reason, allowed on request. */
+static void test_formats_and_loaders(void **state)
+{
+    (void)state;
+    char src[1024];
+    const char *srcdir = getenv("NH_SOURCE_DIR");
+    snprintf(src, sizeof src, "%s/samples/chelsea.png", srcdir ? srcdir : ".");
+    const char *exts[] = {"tif", "webp[lossless]", "jxl[lossless]", "webp[Q=90]", "avif",
+                          "heic[Q=90]", "jxl[Q=90]", "jpg[Q=95]", "gif", "ppm", "v"};
+    const int lossless[] = {1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1};
+    const int untrusted[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1};
+    nh_decode_opts o, ou;
+    nh_decode_opts_default(&o);
+    ou = o;
+    ou.allow_untrusted = 1;
+    size_t sz = nh_decode_out_bytes(&o);
+    uint8_t *ref = malloc(sz), *buf = malloc(sz);
+    nh_error err;
+    nh_error_clear(&err);
+    assert_int_equal(nh_decode_file(src, &o, ref, NULL, &err), NH_OK);
+    for (size_t i = 0; i < sizeof exts / sizeof *exts; i++) {
+        char dst[1024], cmd[3072], ext[32];
+        snprintf(ext, sizeof ext, "%s", exts[i]);
+        char *br = strchr(ext, '[');
+        if (br)
+            *br = '\0';
+        snprintf(dst, sizeof dst, "%s/fmt_%zu.%s", tmp_dir, i, ext);
+        snprintf(cmd, sizeof cmd, "vips copy '%s' '%s/fmt_%zu.%s' 2>/dev/null", src, tmp_dir, i,
+                 exts[i]);
+        if (system(cmd) != 0) {
+            printf("  SKIP %s: this libvips cannot write it\n", exts[i]);
+            continue;
+        }
+        nh_status st = nh_decode_file(dst, &o, buf, NULL, &err);
+        if (untrusted[i]) {
+            assert_int_equal(st, NH_ERR_UNSUPPORTED);
+            assert_non_null(strstr(err.msg, "--allow-untrusted"));
+            st = nh_decode_file(dst, &ou, buf, NULL, &err);
+        }
+        assert_int_equal(st, NH_OK);
+        double d = mean_abs_diff(ref, buf, sz);
+        printf("  %-16s mean |diff| to PNG source %.3f\n", exts[i], d);
+        if (lossless[i])
+            assert_memory_equal(ref, buf, sz);
+        else
+            assert_true(d < 4.0);
+        /* fast mode too */
+        nh_decode_opts f = untrusted[i] ? ou : o;
+        f.mode = NH_DECODE_FAST;
+        assert_int_equal(nh_decode_file(dst, &f, buf, NULL, &err), NH_OK);
+    }
+    free(ref);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -592,6 +648,7 @@ int main(void)
         cmocka_unit_test(test_generated_hostile),
         cmocka_unit_test(test_fast_mode_and_orientation),
         cmocka_unit_test(test_pool),
+        cmocka_unit_test(test_formats_and_loaders),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
