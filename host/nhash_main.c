@@ -177,7 +177,10 @@ cleanup:
     return failed ? 1 : 0;
 }
 
+int nh_cli_hash(int argc, char **argv);
+
 static const struct nh_cli_command nh_commands[] = {
+    {"hash", nh_cli_hash, "hash images (neural, PDQ, file digest): the main job"},
     {"devices", cmd_devices, "list OpenCL platforms and devices"},
     {"decode", cmd_decode, "decode images to tensors and print their digests"},
     {NULL, NULL, NULL},

@@ -1,0 +1,399 @@
+/*
+ * nhash hash: the main job. Hash files, folders and path lists with the neural network,
+ * PDQ and/or file digests; one record per file on stdout, errors on stderr (and as error
+ * records in JSONL), a progress line on a terminal.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cli_out.h"
+#include "nhash/pipeline.h"
+
+int nh_cli_hash(int argc, char **argv);
+
+enum out_format { OUT_HEX, OUT_BASE64, OUT_JSONL, OUT_CSV };
+
+static volatile sig_atomic_t g_stop;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    if (g_stop) {
+        /* Second Ctrl-C: stop now. */
+        signal(SIGINT, SIG_DFL);
+        raise(SIGINT);
+    }
+    g_stop = 1;
+}
+
+struct hash_ctx {
+    enum out_format fmt;
+    unsigned algos;
+    int progress;
+    size_t total;            /* 0 = unknown */
+    double t0, last_draw;
+    size_t done, failed;
+    int placeholder;
+    const char *model_name;
+    char fingerprint[17];
+};
+
+static void print_hash(FILE *f, const uint8_t *h, size_t n, enum out_format fmt)
+{
+    char buf[512];
+    if (fmt == OUT_BASE64)
+        nh_base64_encode(h, n, buf);
+    else
+        nh_hex_encode(h, n, buf);
+    fputs(buf, f);
+}
+
+static void draw_progress(struct hash_ctx *c, int final)
+{
+    double now = nh_time_now();
+    if (!final && now - c->last_draw < 0.25)
+        return;
+    c->last_draw = now;
+    double el = now - c->t0, rate = el > 0 ? (double)c->done / el : 0;
+    char eta[32] = "";
+    if (c->total && rate > 0 && c->done < c->total) {
+        double s = (double)(c->total - c->done) / rate;
+        snprintf(eta, sizeof eta, ", ETA %dm%02ds", (int)(s / 60), (int)s % 60);
+    }
+    if (c->total)
+        fprintf(stderr, "\r\033[K%zu/%zu files, %.1f images/s, %zu errors%s", c->done, c->total,
+                rate, c->failed, eta);
+    else
+        fprintf(stderr, "\r\033[K%zu files, %.1f images/s, %zu errors", c->done, rate, c->failed);
+    if (final)
+        fputc('\n', stderr);
+}
+
+static int on_record(const nh_record *r, void *user)
+{
+    struct hash_ctx *c = user;
+    c->done++;
+    char ebuf[2048];
+    if (r->status != NH_OK) {
+        c->failed++;
+        if (c->progress)
+            fprintf(stderr, "\r\033[K");
+        fprintf(stderr, "nhash: %s\n", nh_error_format(&r->err, ebuf, sizeof ebuf));
+    }
+    int valid = nh_utf8_valid(r->path, strlen(r->path));
+    switch (c->fmt) {
+    case OUT_HEX:
+    case OUT_BASE64: {
+        if (r->status != NH_OK)
+            break;
+        int esc = nh_text_path_needs_escape(r->path);
+        if (esc)
+            fputc('\\', stdout);
+        int first = 1;
+        if (r->has_neural) {
+            print_hash(stdout, r->neural, r->neural_bytes, c->fmt);
+            first = 0;
+        }
+        if (r->has_pdq) {
+            if (!first)
+                fputc(' ', stdout);
+            print_hash(stdout, r->pdq, 32, c->fmt);
+            printf(" %d", r->pdq_quality);
+            first = 0;
+        }
+        if (r->has_digest && (c->algos & NH_ALGO_DIGEST)) {
+            if (!first)
+                fputc(' ', stdout);
+            print_hash(stdout, r->digest, 16, c->fmt);
+        }
+        fputs("  ", stdout);
+        nh_text_path(stdout, r->path, esc);
+        fputc('\n', stdout);
+        break;
+    }
+    case OUT_JSONL:
+        fputs("{\"path\":", stdout);
+        nh_json_string(stdout, r->path);
+        if (!valid) {
+            size_t n = strlen(r->path);
+            char *b = malloc(nh_base64_len(n) + 1);
+            if (b) {
+                nh_base64_encode((const uint8_t *)r->path, n, b);
+                printf(",\"path_b64\":\"%s\"", b);
+                free(b);
+            }
+        }
+        if (r->status != NH_OK) {
+            printf(",\"error\":\"%s\",\"message\":", nh_status_name(r->status));
+            nh_error_format(&r->err, ebuf, sizeof ebuf);
+            nh_json_string(stdout, r->err.msg[0] ? r->err.msg : ebuf);
+            fputs("}\n", stdout);
+            break;
+        }
+        if (r->has_neural) {
+            char h[2 * NH_NEURAL_MAX_BYTES + 1], b[NH_NEURAL_MAX_BYTES * 2];
+            nh_hex_encode(r->neural, r->neural_bytes, h);
+            nh_base64_encode(r->neural, r->neural_bytes, b);
+            printf(",\"neural\":\"%s\",\"neural_b64\":\"%s\",\"min_abs_score\":%.6g,\"model\":",
+                   h, b, r->neural_min_abs);
+            nh_json_string(stdout, c->model_name ? c->model_name : "");
+            printf(",\"model_fingerprint\":\"%s\"", c->fingerprint);
+            if (c->placeholder)
+                fputs(",\"placeholder_model\":true", stdout);
+        }
+        if (r->has_pdq) {
+            char h[65];
+            nh_hex_encode(r->pdq, 32, h);
+            printf(",\"pdq\":\"%s\",\"pdq_quality\":%d%s", h, r->pdq_quality,
+                   r->pdq_quality < 50 ? ",\"pdq_unreliable\":true" : "");
+        }
+        if (r->has_digest) {
+            char h[33];
+            nh_hex_encode(r->digest, 16, h);
+            printf(",\"xxh128\":\"%s\"", h);
+        }
+        if (r->skipped)
+            fputs(",\"skipped\":true", stdout);
+        if (r->src_width)
+            printf(",\"width\":%d,\"height\":%d", r->src_width, r->src_height);
+        fputs("}\n", stdout);
+        break;
+    case OUT_CSV: {
+        char h[2 * NH_NEURAL_MAX_BYTES + 1] = "", p[65] = "", d[33] = "", q[16] = "";
+        if (r->has_neural)
+            nh_hex_encode(r->neural, r->neural_bytes, h);
+        if (r->has_pdq) {
+            nh_hex_encode(r->pdq, 32, p);
+            snprintf(q, sizeof q, "%d", r->pdq_quality);
+        }
+        if (r->has_digest)
+            nh_hex_encode(r->digest, 16, d);
+        nh_csv_field(stdout, r->path);
+        printf(",%s,%s,%s,%s,", h, p, q, d);
+        if (r->status != NH_OK)
+            nh_csv_field(stdout, nh_error_format(&r->err, ebuf, sizeof ebuf));
+        fputc('\n', stdout);
+        break;
+    }
+    }
+    if (c->progress)
+        draw_progress(c, 0);
+    return ferror(stdout) ? 1 : 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: nhash hash [options] PATH...\n\n"
+            "Hash image files. PATH is a file, a folder (walked recursively, sorted), or '-'\n"
+            "to read a list of paths from stdin (one per line; -0 for NUL-separated, as\n"
+            "`find ... -print0` writes). One record per file goes to stdout in input order;\n"
+            "errors go to stderr (and into the records in jsonl/csv) and never stop the run.\n\n"
+            "  --algo LIST         neural, pdq, digest, comma-separated (default: neural)\n"
+            "  --model FILE        .nhm model (default: $NH_MODEL or models/default.nhm; until the\n"
+            "                      trained model ships the default is an untrained placeholder whose\n"
+            "                      hashes match nothing published, and the output says so)\n"
+            "  --format F          hex (default), base64, jsonl, csv\n"
+            "  -0, --null          stdin path list is NUL-separated\n"
+            "  --batch N           images per network batch (default 16)\n"
+            "  --threads N         decode workers (default: all cores)\n"
+            "  --backend cl|ref    network on OpenCL (default) or the plain-C reference\n"
+            "  --platform P, --device D   OpenCL choice (index or name part; or NH_CL_PLATFORM,\n"
+            "                      NH_CL_DEVICE)\n"
+            "  --decode compat|fast  neural input: Pillow-exact (default) or shrink-on-load\n"
+            "  --autorotate        fast decode: apply EXIF orientation\n"
+            "  --pdq-fast          PDQ input by shrink-on-load instead of the reference path\n"
+            "  --allow-untrusted   allow libvips loaders marked untrusted\n"
+            "  --max-pixels N      refuse images over N pixels (default 100000000)\n"
+            "  --progress, --no-progress   progress line on stderr (default: when a terminal)\n\n"
+            "hex/base64 lines: [NEURAL] [PDQ QUALITY] [XXH128]  PATH (a path with a newline\n"
+            "or backslash is escaped and the line starts with '\\', as sha256sum does).\n"
+            "csv columns: path,neural,pdq,pdq_quality,xxh128,error.\n"
+            "Exit status: 0 all files hashed, 1 some failed, 2 usage or set-up error,\n"
+            "130 interrupted (Ctrl-C finishes the batch in flight and flushes it).\n");
+}
+
+/* Count files under the arguments when no stdin list is involved, for the ETA. */
+static size_t count_inputs(char **paths, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(paths[i], "-"))
+            return 0;
+    nh_input *in = NULL;
+    if (nh_input_create(paths, n, 0, &in, NULL) != NH_OK)
+        return 0;
+    size_t count = 0;
+    char *p;
+    nh_error e;
+    while (nh_input_next(in, &p, &e) == NH_OK) {
+        free(p);
+        count++;
+    }
+    nh_input_destroy(in);
+    return count;
+}
+
+static unsigned parse_algos(const char *s)
+{
+    unsigned a = 0;
+    char *copy = strdup(s), *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(t, "neural"))
+            a |= NH_ALGO_NEURAL;
+        else if (!strcmp(t, "pdq"))
+            a |= NH_ALGO_PDQ;
+        else if (!strcmp(t, "digest") || !strcmp(t, "xxh128"))
+            a |= NH_ALGO_DIGEST;
+        else {
+            a = 0;
+            break;
+        }
+    }
+    free(copy);
+    return a;
+}
+
+int nh_cli_hash(int argc, char **argv)
+{
+    nh_pipeline_opts o;
+    nh_pipeline_opts_default(&o);
+    struct hash_ctx c;
+    memset(&c, 0, sizeof c);
+    int nul = 0, progress = -1;
+    static const struct option lo[] = {
+        {"algo", required_argument, 0, 'a'},   {"model", required_argument, 0, 'm'},
+        {"format", required_argument, 0, 'f'}, {"null", no_argument, 0, '0'},
+        {"batch", required_argument, 0, 'b'},  {"threads", required_argument, 0, 't'},
+        {"backend", required_argument, 0, 'B'}, {"platform", required_argument, 0, 'P'},
+        {"device", required_argument, 0, 'D'}, {"decode", required_argument, 0, 'd'},
+        {"autorotate", no_argument, 0, 'r'},   {"pdq-fast", no_argument, 0, 'q'},
+        {"allow-untrusted", no_argument, 0, 'u'}, {"max-pixels", required_argument, 0, 'x'},
+        {"progress", no_argument, 0, 'g'},     {"no-progress", no_argument, 0, 'G'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "0h", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'a':
+            o.algos = parse_algos(optarg);
+            if (!o.algos) {
+                fprintf(stderr, "nhash hash: unknown --algo '%s' (neural, pdq, digest)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'm': o.model_path = optarg; break;
+        case 'f':
+            if (!strcmp(optarg, "hex"))
+                c.fmt = OUT_HEX;
+            else if (!strcmp(optarg, "base64"))
+                c.fmt = OUT_BASE64;
+            else if (!strcmp(optarg, "jsonl"))
+                c.fmt = OUT_JSONL;
+            else if (!strcmp(optarg, "csv"))
+                c.fmt = OUT_CSV;
+            else {
+                fprintf(stderr, "nhash hash: unknown --format '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case '0': nul = 1; break;
+        case 'b':
+            o.batch = (size_t)atol(optarg);
+            if (o.batch < 1 || o.batch > 1024) {
+                fprintf(stderr, "nhash hash: --batch must be 1..1024\n");
+                return 2;
+            }
+            break;
+        case 't': o.threads = atoi(optarg); break;
+        case 'B': o.backend = optarg; break;
+        case 'P': o.cl_platform = optarg; break;
+        case 'D': o.cl_device = optarg; break;
+        case 'd':
+            if (!strcmp(optarg, "compat"))
+                o.decode.mode = NH_DECODE_COMPAT;
+            else if (!strcmp(optarg, "fast"))
+                o.decode.mode = NH_DECODE_FAST;
+            else {
+                fprintf(stderr, "nhash hash: unknown --decode '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'r': o.decode.autorotate = 1; break;
+        case 'q': o.pdq_fast = 1; break;
+        case 'u': o.decode.allow_untrusted = 1; break;
+        case 'x': o.decode.max_pixels = strtoull(optarg, NULL, 10); break;
+        case 'g': progress = 1; break;
+        case 'G': progress = 0; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    char **paths = argv + optind;
+    size_t npaths = (size_t)(argc - optind);
+    c.algos = o.algos;
+    c.progress = progress >= 0 ? progress : isatty(2);
+    o.stop = &g_stop;
+    nh_error err;
+    nh_error_clear(&err);
+    char ebuf[4096];
+    nh_pipeline *p = NULL;
+    if (nh_pipeline_create(&o, &p, &err) != NH_OK) {
+        fprintf(stderr, "nhash hash: %s\n", nh_error_format(&err, ebuf, sizeof ebuf));
+        return 2;
+    }
+    c.model_name = nh_pipeline_model_name(p);
+    c.placeholder = nh_pipeline_model_is_placeholder(p);
+    snprintf(c.fingerprint, sizeof c.fingerprint, "%016llx",
+             (unsigned long long)nh_pipeline_model_fingerprint(p));
+    if ((o.algos & NH_ALGO_NEURAL) && c.placeholder)
+        fprintf(stderr,
+                "nhash: model '%s' is the untrained placeholder: its hashes are stable but\n"
+                "       match no published hash set (use --model for a real model)\n",
+                c.model_name);
+    if (c.fmt == OUT_CSV)
+        printf("path,neural,pdq,pdq_quality,xxh128,error\n");
+    nh_input *in = NULL;
+    if (nh_input_create(paths, npaths, nul, &in, &err) != NH_OK) {
+        nh_pipeline_destroy(p);
+        return 2;
+    }
+    if (c.progress)
+        c.total = count_inputs(paths, npaths);
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, &old);
+    c.t0 = nh_time_now();
+    nh_pipeline_stats stats;
+    nh_status st = nh_pipeline_run(p, in, on_record, &c, &stats, &err);
+    sigaction(SIGINT, &old, NULL);
+    fflush(stdout);
+    if (c.progress)
+        draw_progress(&c, 1);
+    int rc = stats.failed ? 1 : 0;
+    if (st == NH_ERR_INTERRUPTED) {
+        fprintf(stderr, "nhash: interrupted: %zu files done (%zu failed) and written out\n",
+                stats.files, stats.failed);
+        rc = 130;
+    } else if (st != NH_OK) {
+        fprintf(stderr, "nhash hash: stopped: %s\n", nh_error_format(&err, ebuf, sizeof ebuf));
+        rc = 2;
+    }
+    if (c.progress || getenv("NH_STATS"))
+        fprintf(stderr, "nhash: %zu files, %zu hashed, %zu skipped, %zu failed in %.2fs (%.1f images/s)\n",
+                stats.files, stats.ok, stats.skipped, stats.failed, stats.seconds,
+                stats.seconds > 0 ? (double)stats.files / stats.seconds : 0.0);
+    nh_input_destroy(in);
+    nh_pipeline_destroy(p);
+    return rc;
+}
