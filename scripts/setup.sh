@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential cmake pkg-config git ca-certificates
 ocl-icd-opencl-dev opencl-headers ocl-icd-libopencl1 pocl-opencl-icd clinfo
 libvips-dev libvips-tools liblmdb-dev lmdb-utils libxxhash-dev libcmocka-dev
-libprotobuf-c-dev protobuf-c-compiler python3 python3-numpy python3-pil"
+libprotobuf-c-dev protobuf-c-compiler python3 python3-numpy python3-pil xxhash"
 DEV_PKGS="python3-torch libfaiss-dev hyperfine nodejs npm"
 
 want="$PKGS"
