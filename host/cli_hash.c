@@ -14,6 +14,9 @@
 #include "cli.h"
 #include "cli_out.h"
 #include "nhash/pipeline.h"
+#ifdef NH_HAVE_DB
+#include "cli_db.h"
+#endif
 
 int nh_cli_hash(int argc, char **argv);
 
@@ -42,6 +45,12 @@ struct hash_ctx {
     int placeholder;
     const char *model_name;
     char fingerprint[17];
+#ifdef NH_HAVE_DB
+    nh_cli_db *db;
+#endif
+    const char *label, *note;
+    int db_failed;
+    nh_error db_err;
 };
 
 static void print_hash(FILE *f, const uint8_t *h, size_t n, enum out_format fmt)
@@ -184,6 +193,12 @@ static int on_record(const nh_record *r, void *user)
     }
     if (c->progress)
         draw_progress(c, 0);
+#ifdef NH_HAVE_DB
+    if (c->db && nh_cli_db_add(c->db, r, c->label, c->note, &c->db_err) != NH_OK) {
+        c->db_failed = 1;
+        return 1;
+    }
+#endif
     return ferror(stdout) ? 1 : 0;
 }
 
@@ -211,7 +226,11 @@ static void usage(FILE *f)
             "  --pdq-fast          PDQ input by shrink-on-load instead of the reference path\n"
             "  --allow-untrusted   allow libvips loaders marked untrusted\n"
             "  --max-pixels N      refuse images over N pixels (default 100000000)\n"
-            "  --progress, --no-progress   progress line on stderr (default: when a terminal)\n\n"
+            "  --progress, --no-progress   progress line on stderr (default: when a terminal)\n"
+            "  --db DIR            also add the hashes to the nhdb hash set DIR (created when\n"
+            "                      missing) with each file's path; files whose digest is already\n"
+            "                      in the set are skipped, so a re-run resumes an interrupted build\n"
+            "  --label L, --note N label and note stored with each entry\n\n"
             "hex/base64 lines: [NEURAL] [PDQ QUALITY] [XXH128]  PATH (a path with a newline\n"
             "or backslash is escaped and the line starts with '\\', as sha256sum does).\n"
             "csv columns: path,neural,pdq,pdq_quality,xxh128,error.\n"
@@ -275,7 +294,10 @@ int nh_cli_hash(int argc, char **argv)
         {"autorotate", no_argument, 0, 'r'},   {"pdq-fast", no_argument, 0, 'q'},
         {"allow-untrusted", no_argument, 0, 'u'}, {"max-pixels", required_argument, 0, 'x'},
         {"progress", no_argument, 0, 'g'},     {"no-progress", no_argument, 0, 'G'},
+        {"db", required_argument, 0, 'S'},     {"label", required_argument, 0, 'L'},
+        {"note", required_argument, 0, 'N'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    const char *db_dir = NULL;
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "0h", lo, NULL)) != -1) {
@@ -330,6 +352,9 @@ int nh_cli_hash(int argc, char **argv)
         case 'x': o.decode.max_pixels = strtoull(optarg, NULL, 10); break;
         case 'g': progress = 1; break;
         case 'G': progress = 0; break;
+        case 'S': db_dir = optarg; break;
+        case 'L': c.label = optarg; break;
+        case 'N': c.note = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -347,6 +372,16 @@ int nh_cli_hash(int argc, char **argv)
     nh_error_clear(&err);
     char ebuf[4096];
     nh_pipeline *p = NULL;
+    if (db_dir) {
+#ifdef NH_HAVE_DB
+        /* Resuming needs every file's digest; the set opens once the model (and so its
+         * fingerprint) is known, below. */
+        o.algos |= NH_ALGO_DIGEST;
+#else
+        fprintf(stderr, "nhash hash: this build has no database support (--db)\n");
+        return 2;
+#endif
+    }
     if (nh_pipeline_create(&o, &p, &err) != NH_OK) {
         fprintf(stderr, "nhash hash: %s\n", nh_error_format(&err, ebuf, sizeof ebuf));
         return 2;
@@ -360,6 +395,16 @@ int nh_cli_hash(int argc, char **argv)
                 "nhash: model '%s' is the untrained placeholder: its hashes are stable but\n"
                 "       match no published hash set (use --model for a real model)\n",
                 c.model_name);
+#ifdef NH_HAVE_DB
+    if (db_dir) {
+        if (nh_cli_db_open(db_dir, 1, nh_pipeline_model_fingerprint(p), &c.db, &err) != NH_OK) {
+            fprintf(stderr, "nhash hash: %s\n", nh_error_format(&err, ebuf, sizeof ebuf));
+            nh_pipeline_destroy(p);
+            return 2;
+        }
+        nh_pipeline_set_skip(p, nh_cli_db_skip, c.db);
+    }
+#endif
     if (c.fmt == OUT_CSV)
         printf("path,neural,pdq,pdq_quality,xxh128,error\n");
     nh_input *in = NULL;
@@ -381,11 +426,25 @@ int nh_cli_hash(int argc, char **argv)
     if (c.progress)
         draw_progress(&c, 1);
     int rc = stats.failed ? 1 : 0;
+#ifdef NH_HAVE_DB
+    if (c.db) {
+        uint64_t added = 0, dupes = 0;
+        if (c.db_failed || nh_cli_db_flush(c.db, &added, &dupes, &c.db_err) != NH_OK) {
+            fprintf(stderr, "nhash hash: database: %s\n",
+                    nh_error_format(&c.db_err, ebuf, sizeof ebuf));
+            rc = 2;
+        }
+        fprintf(stderr, "nhash: %s: %llu entries added, %llu already present, %zu files skipped "
+                        "(digest known)\n",
+                db_dir, (unsigned long long)added, (unsigned long long)dupes, stats.skipped);
+        nh_cli_db_close(c.db);
+    }
+#endif
     if (st == NH_ERR_INTERRUPTED) {
         fprintf(stderr, "nhash: interrupted: %zu files done (%zu failed) and written out\n",
                 stats.files, stats.failed);
         rc = 130;
-    } else if (st != NH_OK) {
+    } else if (st != NH_OK && !c.db_failed) {
         fprintf(stderr, "nhash hash: stopped: %s\n", nh_error_format(&err, ebuf, sizeof ebuf));
         rc = 2;
     }

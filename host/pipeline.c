@@ -230,6 +230,12 @@ static void *worker_run(void *arg)
     return NULL;
 }
 
+void nh_pipeline_set_skip(nh_pipeline *p, nh_skip_fn fn, void *user)
+{
+    p->opts.skip = fn;
+    p->opts.skip_user = user;
+}
+
 const char *nh_pipeline_model_name(const nh_pipeline *p)
 {
     return p->model_name[0] ? p->model_name : NULL;

@@ -114,6 +114,9 @@ typedef struct nh_pipeline nh_pipeline;
 nh_status nh_pipeline_create(const nh_pipeline_opts *opts, nh_pipeline **out, nh_error *err);
 void nh_pipeline_destroy(nh_pipeline *p);
 
+/* Set or replace the skip hook before nh_pipeline_run (see nh_skip_fn). */
+void nh_pipeline_set_skip(nh_pipeline *p, nh_skip_fn fn, void *user);
+
 /* Model in use (NULL without NH_ALGO_NEURAL): name, version and fingerprint for output. */
 const char *nh_pipeline_model_name(const nh_pipeline *p);
 uint64_t nh_pipeline_model_fingerprint(const nh_pipeline *p);

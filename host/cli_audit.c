@@ -1,0 +1,361 @@
+/*
+ * nhash audit: hash archives and match every file against a hash set. Reports every match
+ * (file, matched entry with its metadata, kind, distance) and one summary per archive with
+ * the number of matched files against a threshold, as Apple's design counted matches per
+ * account before anything was revealed.
+ *
+ * An archive is one PATH argument (a folder, a file, or '-' for a stdin list).
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cli_out.h"
+#include "nhash/pipeline.h"
+#ifdef NH_HAVE_DB
+#include "cli_db.h"
+#endif
+
+int nh_cli_audit(int argc, char **argv);
+
+#define DEFAULT_RADIUS_NEURAL 8
+#define DEFAULT_RADIUS_PDQ 31
+#define DEFAULT_THRESHOLD 30
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: nhash audit --db SET [options] ARCHIVE...\n\n"
+            "Hash every file of each ARCHIVE (a folder, a file, or '-' for a path list on stdin)\n"
+            "and match it against the hash set SET (built with `nhash hash --db` or nhdb).\n"
+            "Every match is reported with its distance and the matched entry's metadata, then\n"
+            "one summary per archive: files, failures, matched files and whether the number of\n"
+            "matched files reached the threshold.\n\n"
+            "  --db DIR            the hash set (required)\n"
+            "  --algo LIST         neural, pdq, digest (default: every kind the set holds that\n"
+            "                      this run can compute)\n"
+            "  --model FILE        neural model (default as in `nhash hash`); only hashes made\n"
+            "                      by the same model (fingerprint) are compared\n"
+            "  --radius-neural N   default %d of 96 bits\n"
+            "  --radius-pdq N      default %d of 256 bits (Meta's recommendation); PDQ hashes\n"
+            "                      of quality under 50 are reported as unreliable and not counted\n"
+            "  --threshold N       matched files per archive that raise the flag (default %d,\n"
+            "                      as in Apple's design)\n"
+            "  --format jsonl|csv  default jsonl (records of type match, error, summary); csv\n"
+            "                      prints matches on stdout and summaries on stderr\n"
+            "  -0, --null, --batch, --threads, --backend, --platform, --device, --decode,\n"
+            "  --allow-untrusted, --max-pixels   as in `nhash hash`\n\n"
+            "Exit status: 0 no archive reached the threshold and every file was read, 1 some\n"
+            "files failed, 3 an archive reached the threshold (wins over 1), 2 usage or set-up\n"
+            "error, 130 interrupted.\n",
+            DEFAULT_RADIUS_NEURAL, DEFAULT_RADIUS_PDQ, DEFAULT_THRESHOLD);
+}
+
+#ifdef NH_HAVE_DB
+static volatile sig_atomic_t g_stop;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    if (g_stop) {
+        signal(SIGINT, SIG_DFL);
+        raise(SIGINT);
+    }
+    g_stop = 1;
+}
+
+struct audit_ctx {
+    nh_cli_db *db;
+    const char *archive;
+    int csv;
+    unsigned r_neural, r_pdq;
+    size_t files, failed, matched_files, matches, unreliable;
+    const nh_record *cur;
+    size_t cur_reliable;
+    nh_error err;
+    int fatal;
+};
+
+static void json_archive_path(struct audit_ctx *c, const char *path)
+{
+    fputs("\"archive\":", stdout);
+    nh_json_string(stdout, c->archive);
+    fputs(",\"path\":", stdout);
+    nh_json_string(stdout, path);
+    size_t n = strlen(path);
+    if (!nh_utf8_valid(path, n)) {
+        char *b = malloc(nh_base64_len(n) + 1);
+        if (b) {
+            nh_base64_encode((const uint8_t *)path, n, b);
+            printf(",\"path_b64\":\"%s\"", b);
+            free(b);
+        }
+    }
+}
+
+static int on_match(const nh_cli_match *m, void *user)
+{
+    struct audit_ctx *c = user;
+    c->matches++;
+    if (m->unreliable)
+        c->unreliable++;
+    else
+        c->cur_reliable++;
+    if (c->csv) {
+        char t[32];
+        nh_csv_field(stdout, c->archive);
+        fputc(',', stdout);
+        nh_csv_field(stdout, c->cur->path);
+        printf(",%s,%u,%llu,", m->kind, m->distance, (unsigned long long)m->id);
+        nh_csv_field(stdout, m->source);
+        fputc(',', stdout);
+        nh_csv_field(stdout, m->label);
+        fputc(',', stdout);
+        nh_csv_field(stdout, m->note);
+        snprintf(t, sizeof t, "%lld", (long long)m->added);
+        printf(",%s,%d\n", t, m->unreliable);
+        return 0;
+    }
+    fputs("{\"type\":\"match\",", stdout);
+    json_archive_path(c, c->cur->path);
+    printf(",\"kind\":\"%s\",\"distance\":%u", m->kind, m->distance);
+    if (m->unreliable)
+        fputs(",\"unreliable\":true", stdout);
+    printf(",\"entry\":{\"id\":%llu,\"source\":", (unsigned long long)m->id);
+    nh_json_string(stdout, m->source);
+    fputs(",\"label\":", stdout);
+    nh_json_string(stdout, m->label);
+    fputs(",\"note\":", stdout);
+    nh_json_string(stdout, m->note);
+    printf(",\"added\":%lld}}\n", (long long)m->added);
+    return 0;
+}
+
+static int on_record(const nh_record *r, void *user)
+{
+    struct audit_ctx *c = user;
+    char eb[2048];
+    c->files++;
+    if (r->status != NH_OK) {
+        c->failed++;
+        fprintf(stderr, "nhash: %s\n", nh_error_format(&r->err, eb, sizeof eb));
+        if (!c->csv) {
+            fputs("{\"type\":\"error\",", stdout);
+            json_archive_path(c, r->path);
+            printf(",\"error\":\"%s\",\"message\":", nh_status_name(r->status));
+            nh_json_string(stdout, r->err.msg);
+            fputs("}\n", stdout);
+        }
+        return 0;
+    }
+    c->cur = r;
+    c->cur_reliable = 0;
+    if (nh_cli_db_match(c->db, r, c->r_neural, c->r_pdq, on_match, c, NULL, &c->err) != NH_OK) {
+        c->fatal = 1;
+        return 1;
+    }
+    if (c->cur_reliable)
+        c->matched_files++;
+    return ferror(stdout) ? 1 : 0;
+}
+#endif
+
+int nh_cli_audit(int argc, char **argv)
+{
+#ifndef NH_HAVE_DB
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "nhash audit: this build has no database support\n");
+    usage(stderr);
+    return 2;
+#else
+    nh_pipeline_opts o;
+    nh_pipeline_opts_default(&o);
+    o.algos = 0;
+    const char *db_dir = NULL;
+    unsigned r_neural = DEFAULT_RADIUS_NEURAL, r_pdq = DEFAULT_RADIUS_PDQ;
+    size_t threshold = DEFAULT_THRESHOLD;
+    int csv = 0, nul = 0;
+    static const struct option lo[] = {
+        {"db", required_argument, 0, 'S'},          {"algo", required_argument, 0, 'a'},
+        {"model", required_argument, 0, 'm'},       {"radius-neural", required_argument, 0, 'n'},
+        {"radius-pdq", required_argument, 0, 'p'},  {"threshold", required_argument, 0, 'T'},
+        {"format", required_argument, 0, 'f'},      {"null", no_argument, 0, '0'},
+        {"batch", required_argument, 0, 'b'},       {"threads", required_argument, 0, 't'},
+        {"backend", required_argument, 0, 'B'},     {"platform", required_argument, 0, 'P'},
+        {"device", required_argument, 0, 'D'},      {"decode", required_argument, 0, 'd'},
+        {"allow-untrusted", no_argument, 0, 'u'},   {"max-pixels", required_argument, 0, 'x'},
+        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "0h", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'S': db_dir = optarg; break;
+        case 'a':
+            for (char *s = optarg; s && *s;) {
+                char *e = strchr(s, ',');
+                size_t n = e ? (size_t)(e - s) : strlen(s);
+                if (n == 6 && !strncmp(s, "neural", 6))
+                    o.algos |= NH_ALGO_NEURAL;
+                else if (n == 3 && !strncmp(s, "pdq", 3))
+                    o.algos |= NH_ALGO_PDQ;
+                else if (n == 6 && !strncmp(s, "digest", 6))
+                    o.algos |= NH_ALGO_DIGEST;
+                else {
+                    fprintf(stderr, "nhash audit: unknown --algo '%s'\n", optarg);
+                    return 2;
+                }
+                s = e ? e + 1 : NULL;
+            }
+            break;
+        case 'm': o.model_path = optarg; break;
+        case 'n': r_neural = (unsigned)atoi(optarg); break;
+        case 'p': r_pdq = (unsigned)atoi(optarg); break;
+        case 'T': threshold = (size_t)atol(optarg); break;
+        case 'f':
+            if (!strcmp(optarg, "csv"))
+                csv = 1;
+            else if (strcmp(optarg, "jsonl")) {
+                fprintf(stderr, "nhash audit: unknown --format '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case '0': nul = 1; break;
+        case 'b': o.batch = (size_t)atol(optarg); break;
+        case 't': o.threads = atoi(optarg); break;
+        case 'B': o.backend = optarg; break;
+        case 'P': o.cl_platform = optarg; break;
+        case 'D': o.cl_device = optarg; break;
+        case 'd': o.decode.mode = !strcmp(optarg, "fast") ? NH_DECODE_FAST : NH_DECODE_COMPAT; break;
+        case 'u': o.decode.allow_untrusted = 1; break;
+        case 'x': o.decode.max_pixels = strtoull(optarg, NULL, 10); break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!db_dir || optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (r_neural > 96 || r_pdq > 256 || o.batch > 1024) {
+        fprintf(stderr, "nhash audit: radius or batch out of range\n");
+        return 2;
+    }
+    nh_error err;
+    nh_error_clear(&err);
+    char eb[4096];
+    /* Which kinds can be compared: open the set first to see what it holds. */
+    nh_cli_db *db = NULL;
+    nh_pipeline *p = NULL;
+    int rc = 0;
+    unsigned want = o.algos;
+    if (!want)
+        o.algos = NH_ALGO_NEURAL | NH_ALGO_DIGEST;
+    /* A neural model is needed to know its fingerprint; try it, fall back without it. */
+    nh_status st = NH_OK;
+    if (o.algos & NH_ALGO_NEURAL) {
+        st = nh_pipeline_create(&o, &p, &err);
+        if (st != NH_OK && !want) {
+            o.algos &= ~(unsigned)NH_ALGO_NEURAL;
+            p = NULL;
+        } else if (st != NH_OK) {
+            fprintf(stderr, "nhash audit: %s\n", nh_error_format(&err, eb, sizeof eb));
+            return 2;
+        }
+    }
+    uint64_t fp = p ? nh_pipeline_model_fingerprint(p) : 0;
+    nh_pipeline_destroy(p);
+    p = NULL;
+    if (nh_cli_db_open(db_dir, 0, fp, &db, &err) != NH_OK) {
+        fprintf(stderr, "nhash audit: %s\n", nh_error_format(&err, eb, sizeof eb));
+        return 2;
+    }
+    size_t others = 0;
+    unsigned have = nh_cli_db_kinds(db, &others);
+    if (others)
+        fprintf(stderr, "nhash audit: the set also holds neural hashes of %zu other model(s); "
+                        "they are not compared with this model's hashes\n", others);
+    if (!want)
+        o.algos = have & (NH_ALGO_NEURAL | NH_ALGO_DIGEST
+#ifdef NH_HAVE_PDQ
+                          | NH_ALGO_PDQ
+#endif
+                          );
+    else if ((want & ~have) != 0)
+        fprintf(stderr, "nhash audit: note: the set holds no hashes of some requested kind(s)\n");
+    if (!o.algos) {
+        fprintf(stderr, "nhash audit: the set %s holds nothing this run can compare\n", db_dir);
+        nh_cli_db_close(db);
+        return 2;
+    }
+    o.algos |= NH_ALGO_DIGEST;
+    o.stop = &g_stop;
+    if (nh_pipeline_create(&o, &p, &err) != NH_OK) {
+        fprintf(stderr, "nhash audit: %s\n", nh_error_format(&err, eb, sizeof eb));
+        nh_cli_db_close(db);
+        return 2;
+    }
+    if (csv)
+        printf("archive,path,kind,distance,entry_id,entry_source,entry_label,entry_note,"
+               "entry_added,unreliable\n");
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, &old);
+    int any_threshold = 0, any_failed = 0;
+    for (int a = optind; a < argc && !g_stop; a++) {
+        struct audit_ctx c;
+        memset(&c, 0, sizeof c);
+        c.db = db;
+        c.archive = argv[a];
+        c.csv = csv;
+        c.r_neural = r_neural;
+        c.r_pdq = r_pdq;
+        nh_input *in = NULL;
+        if (nh_input_create(argv + a, 1, nul, &in, &err) != NH_OK)
+            break;
+        nh_pipeline_stats stats;
+        st = nh_pipeline_run(p, in, on_record, &c, &stats, &err);
+        nh_input_destroy(in);
+        int reached = c.matched_files >= threshold && threshold > 0;
+        any_threshold |= reached;
+        any_failed |= c.failed > 0;
+        if (csv) {
+            fprintf(stderr, "nhash audit: %s: %zu files, %zu failed, %zu matched files (%zu matches, "
+                            "%zu unreliable), threshold %zu %s\n",
+                    c.archive, c.files, c.failed, c.matched_files, c.matches, c.unreliable,
+                    threshold, reached ? "REACHED" : "not reached");
+        } else {
+            fputs("{\"type\":\"summary\",\"archive\":", stdout);
+            nh_json_string(stdout, c.archive);
+            printf(",\"files\":%zu,\"failed\":%zu,\"matched_files\":%zu,\"matches\":%zu,"
+                   "\"unreliable_matches\":%zu,\"threshold\":%zu,\"threshold_reached\":%s,"
+                   "\"radius_neural\":%u,\"radius_pdq\":%u%s}\n",
+                   c.files, c.failed, c.matched_files, c.matches, c.unreliable, threshold,
+                   reached ? "true" : "false", r_neural, r_pdq,
+                   st == NH_ERR_INTERRUPTED ? ",\"interrupted\":true" : "");
+        }
+        fflush(stdout);
+        if (c.fatal) {
+            fprintf(stderr, "nhash audit: %s\n", nh_error_format(&c.err, eb, sizeof eb));
+            rc = 2;
+            break;
+        }
+        if (st != NH_OK && st != NH_ERR_INTERRUPTED) {
+            fprintf(stderr, "nhash audit: stopped: %s\n", nh_error_format(&err, eb, sizeof eb));
+            rc = 2;
+            break;
+        }
+    }
+    sigaction(SIGINT, &old, NULL);
+    if (!rc)
+        rc = g_stop ? 130 : any_threshold ? 3 : any_failed ? 1 : 0;
+    nh_pipeline_destroy(p);
+    nh_cli_db_close(db);
+    return rc;
+#endif
+}

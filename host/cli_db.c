@@ -1,0 +1,279 @@
+/* nhash CLI <-> libnhdb glue. See cli_db.h. Compiled to nothing without libnhdb. */
+#ifdef NH_HAVE_DB
+#include "cli_db.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nhdb/nhdb.h"
+
+#define COMMIT_EVERY 512
+
+struct nh_cli_db {
+    nh_db *db;
+    nh_db_reader *rd;
+    nh_db_kind neural, pdq, digest;
+    int write;
+    int in_batch;
+    size_t pending;
+    uint64_t added, dupes;
+    /* Digests known at open plus those added since: a sorted array and an overflow list,
+     * under mu (the skip hook runs on decode workers). */
+    pthread_mutex_t mu;
+    uint8_t (*known)[16];
+    size_t nknown, capknown;
+    uint8_t (*fresh)[16];
+    size_t nfresh, capfresh;
+};
+
+static int cmp16(const void *a, const void *b)
+{
+    return memcmp(a, b, 16);
+}
+
+static void push(uint8_t (**arr)[16], size_t *n, size_t *cap, const uint8_t *d)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 1024;
+        uint8_t(*a)[16] = realloc(*arr, c * 16);
+        if (!a)
+            return;
+        *arr = a;
+        *cap = c;
+    }
+    memcpy((*arr)[(*n)++], d, 16);
+}
+
+static int collect(void *ctx, const nh_db_record *rec)
+{
+    nh_cli_db *d = ctx;
+    if (rec->digest)
+        push(&d->known, &d->nknown, &d->capknown, rec->digest);
+    else if (rec->kind.type == NH_DB_KIND_DIGEST)
+        push(&d->known, &d->nknown, &d->capknown, rec->hash);
+    return 0;
+}
+
+nh_status nh_cli_db_open(const char *dir, int write, uint64_t fingerprint, nh_cli_db **out,
+                         nh_error *err)
+{
+    nh_cli_db *d = calloc(1, sizeof *d);
+    if (!d)
+        return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, dir, "out of memory");
+    pthread_mutex_init(&d->mu, NULL);
+    d->write = write;
+    d->neural.type = NH_DB_KIND_NEURAL;
+    for (int i = 0; i < 8; i++)
+        d->neural.model[i] = (uint8_t)(fingerprint >> (56 - 8 * i));
+    d->pdq.type = NH_DB_KIND_PDQ;
+    d->digest.type = NH_DB_KIND_DIGEST;
+    nh_status st = nh_db_open(dir, write ? NH_DB_OPEN_CREATE : NH_DB_OPEN_READONLY, NULL, &d->db,
+                              err);
+    if (st != NH_OK)
+        goto fail;
+    st = nh_db_reader_create(d->db, &d->rd, err);
+    if (st != NH_OK)
+        goto fail;
+    if (write) {
+        nh_db_kind_stats ks[64];
+        size_t nk = nh_db_reader_kinds(d->rd, ks, 64);
+        for (size_t k = 0; k < nk && k < 64; k++) {
+            st = nh_db_reader_foreach(d->rd, &ks[k].kind, collect, d, err);
+            if (st != NH_OK)
+                goto fail;
+        }
+        qsort(d->known, d->nknown, 16, cmp16);
+    }
+    *out = d;
+    return NH_OK;
+fail:
+    nh_cli_db_close(d);
+    return st;
+}
+
+void nh_cli_db_close(nh_cli_db *d)
+{
+    if (!d)
+        return;
+    if (d->in_batch)
+        nh_db_batch_abort(d->db);
+    nh_db_reader_destroy(d->rd);
+    nh_db_close(d->db);
+    pthread_mutex_destroy(&d->mu);
+    free(d->known);
+    free(d->fresh);
+    free(d);
+}
+
+int nh_cli_db_skip(const uint8_t digest[16], void *user)
+{
+    nh_cli_db *d = user;
+    if (bsearch(digest, d->known, d->nknown, 16, cmp16))
+        return 1;
+    int found = 0;
+    pthread_mutex_lock(&d->mu);
+    for (size_t i = 0; i < d->nfresh && !found; i++)
+        found = !memcmp(d->fresh[i], digest, 16);
+    pthread_mutex_unlock(&d->mu);
+    return found;
+}
+
+nh_status nh_cli_db_flush(nh_cli_db *d, uint64_t *added, uint64_t *dupes, nh_error *err)
+{
+    if (d->in_batch) {
+        uint64_t a = 0, s = 0;
+        nh_status st = nh_db_batch_commit(d->db, &a, &s, err);
+        d->in_batch = 0;
+        d->pending = 0;
+        if (st != NH_OK)
+            return st;
+        d->added += a;
+        d->dupes += s;
+    }
+    if (added)
+        *added = d->added;
+    if (dupes)
+        *dupes = d->dupes;
+    return NH_OK;
+}
+
+nh_status nh_cli_db_add(nh_cli_db *d, const nh_record *r, const char *label, const char *note,
+                        nh_error *err)
+{
+    if (r->status != NH_OK || r->skipped)
+        return NH_OK;
+    nh_status st;
+    if (!d->in_batch) {
+        st = nh_db_batch_begin(d->db, err);
+        if (st != NH_OK)
+            return st;
+        d->in_batch = 1;
+    }
+    nh_db_entry e;
+    memset(&e, 0, sizeof e);
+    e.digest = r->has_digest ? r->digest : NULL;
+    e.quality = -1;
+    e.source = r->path;
+    e.label = label;
+    e.note = note;
+    if (r->has_neural) {
+        e.kind = d->neural;
+        e.hash = r->neural;
+        if ((st = nh_db_add(d->db, &e, err)) != NH_OK)
+            return st;
+    }
+    if (r->has_pdq) {
+        e.kind = d->pdq;
+        e.hash = r->pdq;
+        e.quality = r->pdq_quality;
+        if ((st = nh_db_add(d->db, &e, err)) != NH_OK)
+            return st;
+        e.quality = -1;
+    }
+    if (r->has_digest) {
+        /* every file also by its exact digest, so audits find byte-identical copies */
+        e.kind = d->digest;
+        e.hash = r->digest;
+        if ((st = nh_db_add(d->db, &e, err)) != NH_OK)
+            return st;
+    }
+    if (r->has_digest) {
+        pthread_mutex_lock(&d->mu);
+        push(&d->fresh, &d->nfresh, &d->capfresh, r->digest);
+        pthread_mutex_unlock(&d->mu);
+    }
+    if (++d->pending >= COMMIT_EVERY)
+        return nh_cli_db_flush(d, NULL, NULL, err);
+    return NH_OK;
+}
+
+unsigned nh_cli_db_kinds(nh_cli_db *d, size_t *other_models)
+{
+    nh_db_kind_stats ks[64];
+    size_t nk = nh_db_reader_kinds(d->rd, ks, 64);
+    unsigned mask = 0;
+    size_t others = 0;
+    for (size_t k = 0; k < nk && k < 64; k++) {
+        if (!ks[k].count)
+            continue;
+        switch (ks[k].kind.type) {
+        case NH_DB_KIND_NEURAL:
+            if (!memcmp(ks[k].kind.model, d->neural.model, 8))
+                mask |= NH_ALGO_NEURAL;
+            else
+                others++;
+            break;
+        case NH_DB_KIND_PDQ: mask |= NH_ALGO_PDQ; break;
+        case NH_DB_KIND_DIGEST: mask |= NH_ALGO_DIGEST; break;
+        }
+    }
+    if (other_models)
+        *other_models = others;
+    return mask;
+}
+
+struct match_ctx {
+    nh_cli_db *d;
+    const char *kind;
+    int query_unreliable;
+    nh_cli_match_fn fn;
+    void *user;
+    size_t n;
+    nh_error *err;
+    nh_status st;
+};
+
+static int on_match(void *ctx, uint64_t id, unsigned distance)
+{
+    struct match_ctx *m = ctx;
+    nh_db_record rec;
+    nh_status st = nh_db_reader_get(m->d->rd, id, &rec, m->err);
+    if (st != NH_OK) {
+        m->st = st;
+        return 1;
+    }
+    nh_cli_match cm = {m->kind, distance, id, rec.source, rec.label, rec.note, rec.added,
+                       m->query_unreliable || (rec.quality >= 0 && rec.quality < 50)};
+    m->n++;
+    return m->fn(&cm, m->user);
+}
+
+nh_status nh_cli_db_match(nh_cli_db *d, const nh_record *r, unsigned r_neural, unsigned r_pdq,
+                          nh_cli_match_fn fn, void *user, size_t *n, nh_error *err)
+{
+    struct match_ctx m = {d, NULL, 0, fn, user, 0, err, NH_OK};
+    nh_db_query_opts q;
+    memset(&q, 0, sizeof q);
+    nh_status st = NH_OK;
+    if (r->status != NH_OK)
+        goto done;
+    if (r->has_neural) {
+        m.kind = "neural";
+        q.radius = r_neural;
+        st = nh_db_query_each(d->rd, &d->neural, r->neural, &q, on_match, &m, err);
+        if (st != NH_OK || m.st != NH_OK)
+            goto done;
+    }
+    if (r->has_pdq) {
+        m.kind = "pdq";
+        m.query_unreliable = r->pdq_quality < 50;
+        q.radius = r_pdq;
+        st = nh_db_query_each(d->rd, &d->pdq, r->pdq, &q, on_match, &m, err);
+        m.query_unreliable = 0;
+        if (st != NH_OK || m.st != NH_OK)
+            goto done;
+    }
+    if (r->has_digest) {
+        m.kind = "digest";
+        q.radius = 0;
+        st = nh_db_query_each(d->rd, &d->digest, r->digest, &q, on_match, &m, err);
+    }
+done:
+    if (n)
+        *n = m.n;
+    return st != NH_OK ? st : m.st;
+}
+#else
+typedef int nh_cli_db_unused; /* ISO C wants a non-empty translation unit */
+#endif

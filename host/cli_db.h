@@ -1,0 +1,48 @@
+/* nhash CLI <-> libnhdb glue: adding pipeline records to a hash set, resuming by digest,
+ * and matching records against a set. Only built when libnhdb is (NH_HAVE_DB). */
+#ifndef NHASH_CLI_DB_H
+#define NHASH_CLI_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nhash/pipeline.h"
+
+typedef struct nh_cli_db nh_cli_db;
+
+/* Open (creating when write) the set in dir. fingerprint: the neural model's, 0 if none. */
+nh_status nh_cli_db_open(const char *dir, int write, uint64_t fingerprint, nh_cli_db **out,
+                         nh_error *err);
+void nh_cli_db_close(nh_cli_db *d);
+
+/* The skip hook for nh_pipeline_opts (thread-safe): digest already in the set. */
+int nh_cli_db_skip(const uint8_t digest[16], void *user);
+
+/* Add one record's hashes (neural, pdq, digest) with its path, label and note. Entries are
+ * committed in batches; nh_cli_db_flush commits what is pending. */
+nh_status nh_cli_db_add(nh_cli_db *d, const nh_record *r, const char *label, const char *note,
+                        nh_error *err);
+nh_status nh_cli_db_flush(nh_cli_db *d, uint64_t *added, uint64_t *dupes, nh_error *err);
+
+/* Which kinds the set holds: bit NH_ALGO_NEURAL when it holds hashes of this model,
+ * NH_ALGO_PDQ, NH_ALGO_DIGEST. *other_models: neural kinds of other models present. */
+unsigned nh_cli_db_kinds(nh_cli_db *d, size_t *other_models);
+
+/* One match of a record against the set. Strings borrowed until the callback returns. */
+typedef struct nh_cli_match {
+    const char *kind;       /* "neural", "pdq", "digest" */
+    unsigned distance;
+    uint64_t id;
+    const char *source, *label, *note;
+    int64_t added;
+    int unreliable;         /* PDQ query or entry under quality 50 */
+} nh_cli_match;
+
+typedef int (*nh_cli_match_fn)(const nh_cli_match *m, void *user);
+
+/* Match a record: neural within r_neural, PDQ within r_pdq, digest exactly. Returns the
+ * number of matches through *n. */
+nh_status nh_cli_db_match(nh_cli_db *d, const nh_record *r, unsigned r_neural, unsigned r_pdq,
+                          nh_cli_match_fn fn, void *user, size_t *n, nh_error *err);
+
+#endif
