@@ -180,12 +180,14 @@ cleanup:
 int nh_cli_hash(int argc, char **argv);
 int nh_cli_audit(int argc, char **argv);
 
+int nh_cli_model(int argc, char **argv);
 
 static const struct nh_cli_command nh_commands[] = {
     {"hash", nh_cli_hash, "hash images (neural, PDQ, file digest): the main job"},
     {"audit", nh_cli_audit, "match archives against a hash set, with per-archive counts"},
     {"devices", cmd_devices, "list OpenCL platforms and devices"},
     {"decode", cmd_decode, "decode images to tensors and print their digests"},
+    {"model", nh_cli_model, "import, inspect and run hashing models (.nhm)"},
     {NULL, NULL, NULL},
 };
 

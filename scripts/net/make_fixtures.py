@@ -204,6 +204,29 @@ def main():
     nparams = sum(p.numel() for p in net.parameters())
     print("parameters:", nparams)
 
+    names, srcs, digests, batch = [], [], [], []
+    for name, src in IMAGES:
+        if not src.startswith("synth:") and not os.path.exists(os.path.join(DATA, src)):
+            print("skipping missing", src)
+            continue
+        rgb = load_rgb(src)
+        names.append(name)
+        srcs.append(src)
+        digests.append(hashlib.sha256(rgb.tobytes()).hexdigest())
+        batch.append((rgb.astype(np.float32) / 255.0 * 2 - 1).transpose(2, 0, 1))
+    x = np.ascontiguousarray(np.stack(batch).astype(np.float32))
+
+    # Random weights make every image's features close to one shared mean, so every hash
+    # would be nearly the same. Centre the last layer on these images (bias = -W3 mean) so
+    # the outputs, and therefore the hash bits, depend on the image.
+    with torch.no_grad():
+        feats = []
+        h = net.fc2.register_forward_hook(lambda m, i, o: feats.append(F.relu(o)))
+        net(torch.from_numpy(x))
+        h.remove()
+        mean = feats[0].mean(0)
+        net.fc3.bias.copy_(-(net.fc3.weight @ mean) + 0.002 * torch.randn(128, generator=gen))
+
     models = os.path.join(ROOT, "models")
     onnx_path = os.path.join(models, "nh_test.onnx")
     dummy = torch.zeros(1, 3, 360, 360)
@@ -216,18 +239,6 @@ def main():
     header = bytes(rs.randint(0, 256, 128, dtype=np.uint8))
     with open(os.path.join(models, "nh_test_seed.dat"), "wb") as f:
         f.write(header + seed.tobytes())
-
-    names, srcs, digests, batch = [], [], [], []
-    for name, src in IMAGES:
-        if not src.startswith("synth:") and not os.path.exists(os.path.join(DATA, src)):
-            print("skipping missing", src)
-            continue
-        rgb = load_rgb(src)
-        names.append(name)
-        srcs.append(src)
-        digests.append(hashlib.sha256(rgb.tobytes()).hexdigest())
-        batch.append((rgb.astype(np.float32) / 255.0 * 2 - 1).transpose(2, 0, 1))
-    x = np.ascontiguousarray(np.stack(batch).astype(np.float32))
 
     with torch.no_grad():
         tout = net(torch.from_numpy(x)).numpy()

@@ -1,0 +1,336 @@
+/*
+ * nhash net: the OpenCL runner. One buffer per plan slot (sized for max_batch at create
+ * time), all weights in one buffer, kernels from kernels/{util,act,norm,conv,head}.cl.
+ * An activation that is the only consumer of an INORM, MUL, ADD or fully connected conv is
+ * fused into that op's kernel, saving a pass over the tensor.
+ */
+#include "nhash/net.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define NH_IN_WG 64
+
+enum { K_U8, K_CONV2D, K_CONV_DW, K_CONV1X1, K_FC, K_INORM, K_ACT, K_ADD, K_MUL, K_GAP, K_COUNT };
+static const char *const kernel_names[K_COUNT] = {
+    "nh_u8_to_nchw", "nh_conv2d", "nh_conv_dw", "nh_conv1x1", "nh_fc",
+    "nh_inorm",      "nh_act",    "nh_add",     "nh_mul",     "nh_gap",
+};
+
+typedef struct cl_runner {
+    nh_runner base;
+    nh_cl *cl;
+    nh_net_plan plan;
+    cl_program prog;
+    cl_kernel k[K_COUNT];
+    cl_mem *slots;
+    cl_mem weights, input, lut;
+    uint32_t *fuse; /* node -> activation fused into it (0 none) */
+    uint8_t *skip;  /* node is an activation already fused */
+} cl_runner;
+
+static void cl_destroy(nh_runner *r)
+{
+    cl_runner *c = (cl_runner *)r;
+    if (!c)
+        return;
+    if (c->slots)
+        for (uint32_t i = 0; i < c->plan.n_slots; i++)
+            if (c->slots[i])
+                clReleaseMemObject(c->slots[i]);
+    free(c->slots);
+    if (c->weights)
+        clReleaseMemObject(c->weights);
+    if (c->input)
+        clReleaseMemObject(c->input);
+    if (c->lut)
+        clReleaseMemObject(c->lut);
+    for (int i = 0; i < K_COUNT; i++)
+        if (c->k[i])
+            clReleaseKernel(c->k[i]);
+    if (c->prog)
+        clReleaseProgram(c->prog);
+    nh_net_plan_free(&c->plan);
+    free(c->fuse);
+    free(c->skip);
+    free(c);
+}
+
+static nh_status make_buffer(nh_cl *cl, cl_mem_flags fl, size_t bytes, void *host, cl_mem *out,
+                             nh_error *err)
+{
+    cl_int rc;
+    *out = clCreateBuffer(nh_cl_context(cl), fl, bytes ? bytes : 4, host, &rc);
+    if (rc != CL_SUCCESS)
+        return nh_cl_fail(err, rc, "clCreateBuffer");
+    return NH_OK;
+}
+
+static nh_status cl_create(const nh_model *m, const nh_runner_opts *opts, nh_runner **out,
+                           nh_error *err)
+{
+    nh_status st;
+    if (!opts->cl)
+        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, NULL,
+                            "OpenCL runner needs an nh_cl context");
+    cl_runner *c = calloc(1, sizeof *c);
+    if (!c)
+        return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, NULL, "out of memory");
+    c->base.backend = &nh_runner_cl;
+    c->base.model = m;
+    c->base.max_batch = opts->max_batch;
+    c->cl = opts->cl;
+    if ((st = nh_net_plan_build(m, &c->plan, err)) != NH_OK)
+        goto fail;
+    static const char *const files[] = {"util.cl", "act.cl", "norm.cl", "conv.cl", "head.cl"};
+    if ((st = nh_cl_program_build(c->cl, files, 5, "-DNH_IN_WG=64", &c->prog, err)) != NH_OK)
+        goto fail;
+    for (int i = 0; i < K_COUNT; i++)
+        if ((st = nh_cl_kernel_create(c->prog, kernel_names[i], &c->k[i], err)) != NH_OK)
+            goto fail;
+    c->slots = calloc(c->plan.n_slots, sizeof *c->slots);
+    c->fuse = calloc(m->n_nodes, sizeof *c->fuse);
+    c->skip = calloc(m->n_nodes, sizeof *c->skip);
+    uint32_t *uses = calloc((size_t)m->n_nodes + 1, sizeof *uses);
+    if (!c->slots || !c->fuse || !c->skip || !uses) {
+        free(uses);
+        st = nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, NULL, "out of memory");
+        goto fail;
+    }
+    for (uint32_t i = 0; i < m->n_nodes; i++)
+        for (int k = 0; k < 2; k++)
+            if (m->nodes[i].in[k] != NH_NO_TENSOR)
+                uses[m->nodes[i].in[k]]++;
+    for (uint32_t i = 0; i + 1 < m->n_nodes; i++) {
+        const nh_node *a = &m->nodes[i], *b = &m->nodes[i + 1];
+        int fc = a->op == NH_OP_CONV && m->shapes[i + 1].h == 1 && m->shapes[i + 1].w == 1 &&
+                 a->kh == 1 && a->kw == 1 && a->groups == 1 && m->shapes[a->in[0]].h == 1 &&
+                 m->shapes[a->in[0]].w == 1;
+        int fusable = a->op == NH_OP_INORM || a->op == NH_OP_MUL || a->op == NH_OP_ADD || fc;
+        /* The fused kernel writes the activation's slot: it may alias an input only where
+         * the op is elementwise over same-shaped tensors. */
+        uint32_t ys = c->plan.slot[i + 2];
+        for (int k = 0; k < 2 && fusable; k++) {
+            uint32_t t = a->in[k];
+            if (t == NH_NO_TENSOR || c->plan.slot[t] != ys)
+                continue;
+            int same = nh_shape_size(m->shapes[t]) == nh_shape_size(m->shapes[i + 1]);
+            if (!(same && (a->op == NH_OP_INORM || a->op == NH_OP_ADD || a->op == NH_OP_MUL)))
+                fusable = 0;
+        }
+        if (fusable && !c->skip[i] && b->op == NH_OP_ACT && b->in[0] == i + 1 && uses[i + 1] == 1) {
+            c->fuse[i] = b->aux;
+            c->skip[i + 1] = 1;
+        }
+    }
+    free(uses);
+    for (uint32_t i = 0; i < c->plan.n_slots; i++)
+        if ((st = make_buffer(c->cl, CL_MEM_READ_WRITE,
+                              c->plan.slot_floats[i] * opts->max_batch * sizeof(float), NULL,
+                              &c->slots[i], err)) != NH_OK)
+            goto fail;
+    if ((st = make_buffer(c->cl, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                          (size_t)m->n_weights * sizeof(float), m->n_weights ? m->weights : NULL,
+                          &c->weights, err)) != NH_OK)
+        goto fail;
+    if (m->preprocess != NH_PRE_NONE) {
+        float lut[256];
+        if ((st = nh_net_preprocess_lut(m->preprocess, lut, err)) != NH_OK)
+            goto fail;
+        if ((st = make_buffer(c->cl, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof lut, lut,
+                              &c->lut, err)) != NH_OK)
+            goto fail;
+        if ((st = make_buffer(c->cl, CL_MEM_READ_ONLY,
+                              (size_t)m->in_h * m->in_w * 3 * opts->max_batch, NULL, &c->input,
+                              err)) != NH_OK)
+            goto fail;
+    }
+    *out = &c->base;
+    return NH_OK;
+fail:
+    cl_destroy(&c->base);
+    return st;
+}
+
+/* Set kernel arguments from a list: 'm' cl_mem, 'u' cl_uint, 'f' float. */
+static cl_int set_args(cl_kernel k, const char *types, const void *const *vals)
+{
+    cl_int rc = CL_SUCCESS;
+    for (cl_uint i = 0; types[i] && rc == CL_SUCCESS; i++) {
+        size_t sz = types[i] == 'm'   ? sizeof(cl_mem)
+                    : types[i] == 'u' ? sizeof(cl_uint)
+                                      : sizeof(float);
+        rc = clSetKernelArg(k, i, sz, vals[i]);
+    }
+    return rc;
+}
+
+static size_t round_up(size_t v, size_t m)
+{
+    return (v + m - 1) / m * m;
+}
+
+static nh_status enqueue(cl_runner *c, cl_kernel k, cl_uint dims, const size_t *gws,
+                         const size_t *lws, const char *what, nh_error *err)
+{
+    cl_int rc = clEnqueueNDRangeKernel(nh_cl_queue(c->cl), k, dims, NULL, gws, lws, 0, NULL, NULL);
+    if (rc != CL_SUCCESS)
+        return nh_cl_fail(err, rc, what);
+    return NH_OK;
+}
+
+#define ARGS(...) ((const void *const[]){__VA_ARGS__})
+
+static nh_status run_node(cl_runner *c, uint32_t i, size_t n, nh_error *err)
+{
+    const nh_model *m = c->base.model;
+    const nh_node *nd = &m->nodes[i];
+    nh_shape is = m->shapes[nd->in[0]];
+    uint32_t out_t = c->fuse[i] ? i + 2 : i + 1;
+    nh_shape os = m->shapes[i + 1];
+    cl_mem x = c->slots[c->plan.slot[nd->in[0]]];
+    cl_mem x1 = nd->in[1] != NH_NO_TENSOR ? c->slots[c->plan.slot[nd->in[1]]] : NULL;
+    cl_mem y = c->slots[c->plan.slot[out_t]];
+    cl_uint act = c->fuse[i], w_off = nd->w_off, ihw = is.h * is.w, ohw = os.h * os.w;
+    cl_uint cc = is.c, oc = os.c, bias = nd->aux;
+    cl_int rc;
+    switch (nd->op) {
+    case NH_OP_CONV: {
+        if (ohw == 1 && ihw == 1 && nd->kh == 1 && nd->kw == 1 && nd->groups == 1) {
+            rc = set_args(c->k[K_FC], "mmmuuuuu",
+                          ARGS(&x, &y, &c->weights, &w_off, &cc, &oc, &bias, &act));
+            if (rc != CL_SUCCESS)
+                return nh_cl_fail(err, rc, "clSetKernelArg(nh_fc)");
+            size_t g[2] = {oc, n};
+            return enqueue(c, c->k[K_FC], 2, g, NULL, "nh_fc", err);
+        }
+        if (nd->kh == 1 && nd->kw == 1 && nd->groups == 1 && nd->stride == 1 && !nd->pad[0] &&
+            !nd->pad[1] && !nd->pad[2] && !nd->pad[3]) {
+            rc = set_args(c->k[K_CONV1X1], "mmmuuuuu",
+                          ARGS(&x, &y, &c->weights, &w_off, &cc, &ihw, &oc, &bias));
+            if (rc != CL_SUCCESS)
+                return nh_cl_fail(err, rc, "clSetKernelArg(nh_conv1x1)");
+            size_t g[3] = {(ihw + 3) / 4, (oc + 3) / 4, n};
+            return enqueue(c, c->k[K_CONV1X1], 3, g, NULL, "nh_conv1x1", err);
+        }
+        cl_uint h = is.h, wd = is.w, oh = os.h, ow = os.w, kh = nd->kh, kw = nd->kw;
+        cl_uint s = nd->stride, pt = nd->pad[0], pl = nd->pad[1], gr = nd->groups;
+        size_t g[3] = {ohw, oc, n};
+        if (gr == cc && gr == oc) {
+            rc = set_args(c->k[K_CONV_DW], "mmmuuuuuuuuuuuu",
+                          ARGS(&x, &y, &c->weights, &w_off, &cc, &h, &wd, &oh, &ow, &kh, &kw, &s,
+                               &pt, &pl, &bias));
+            if (rc != CL_SUCCESS)
+                return nh_cl_fail(err, rc, "clSetKernelArg(nh_conv_dw)");
+            return enqueue(c, c->k[K_CONV_DW], 3, g, NULL, "nh_conv_dw", err);
+        }
+        rc = set_args(c->k[K_CONV2D], "mmmuuuuuuuuuuuuuu",
+                      ARGS(&x, &y, &c->weights, &w_off, &cc, &h, &wd, &oc, &oh, &ow, &kh, &kw, &s,
+                           &pt, &pl, &gr, &bias));
+        if (rc != CL_SUCCESS)
+            return nh_cl_fail(err, rc, "clSetKernelArg(nh_conv2d)");
+        return enqueue(c, c->k[K_CONV2D], 3, g, NULL, "nh_conv2d", err);
+    }
+    case NH_OP_INORM: {
+        float eps = nd->eps;
+        rc = set_args(c->k[K_INORM], "mmmuuufu",
+                      ARGS(&x, &y, &c->weights, &w_off, &cc, &ihw, &eps, &act));
+        if (rc != CL_SUCCESS)
+            return nh_cl_fail(err, rc, "clSetKernelArg(nh_inorm)");
+        size_t g[3] = {NH_IN_WG, cc, n}, l[3] = {NH_IN_WG, 1, 1};
+        return enqueue(c, c->k[K_INORM], 3, g, l, "nh_inorm", err);
+    }
+    case NH_OP_ACT: {
+        cl_uint count = (cl_uint)(n * nh_shape_size(is)), a = nd->aux;
+        rc = set_args(c->k[K_ACT], "mmuu", ARGS(&x, &y, &count, &a));
+        if (rc != CL_SUCCESS)
+            return nh_cl_fail(err, rc, "clSetKernelArg(nh_act)");
+        size_t g[1] = {round_up(count, 64)};
+        return enqueue(c, c->k[K_ACT], 1, g, NULL, "nh_act", err);
+    }
+    case NH_OP_ADD: {
+        cl_uint count = (cl_uint)(n * nh_shape_size(is));
+        rc = set_args(c->k[K_ADD], "mmmuu", ARGS(&x, &x1, &y, &count, &act));
+        if (rc != CL_SUCCESS)
+            return nh_cl_fail(err, rc, "clSetKernelArg(nh_add)");
+        size_t g[1] = {round_up(count, 64)};
+        return enqueue(c, c->k[K_ADD], 1, g, NULL, "nh_add", err);
+    }
+    case NH_OP_MUL: {
+        nh_shape s1 = m->shapes[nd->in[1]];
+        cl_uint bc = s1.h == 1 && s1.w == 1 && ihw != 1;
+        rc = set_args(c->k[K_MUL], "mmmuuuu", ARGS(&x, &x1, &y, &cc, &ihw, &bc, &act));
+        if (rc != CL_SUCCESS)
+            return nh_cl_fail(err, rc, "clSetKernelArg(nh_mul)");
+        size_t g[3] = {ihw, cc, n};
+        return enqueue(c, c->k[K_MUL], 3, g, NULL, "nh_mul", err);
+    }
+    case NH_OP_GAP: {
+        rc = set_args(c->k[K_GAP], "mmuu", ARGS(&x, &y, &cc, &ihw));
+        if (rc != CL_SUCCESS)
+            return nh_cl_fail(err, rc, "clSetKernelArg(nh_gap)");
+        size_t g[2] = {cc, n};
+        return enqueue(c, c->k[K_GAP], 2, g, NULL, "nh_gap", err);
+    }
+    }
+    return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, NULL, "unknown op");
+}
+
+static nh_status forward(cl_runner *c, size_t n, float *out, nh_error *err)
+{
+    const nh_model *m = c->base.model;
+    nh_status st;
+    for (uint32_t i = 0; i < m->n_nodes; i++) {
+        if (c->skip[i])
+            continue;
+        if ((st = run_node(c, i, n, err)) != NH_OK)
+            return st;
+    }
+    cl_int rc = clEnqueueReadBuffer(nh_cl_queue(c->cl), c->slots[c->plan.slot[m->n_nodes]], CL_TRUE,
+                                    0, n * m->out_dim * sizeof(float), out, 0, NULL, NULL);
+    if (rc != CL_SUCCESS)
+        return nh_cl_fail(err, rc, "clEnqueueReadBuffer(output)");
+    return NH_OK;
+}
+
+static nh_status cl_run(nh_runner *r, const uint8_t *in, size_t n, float *out, nh_error *err)
+{
+    cl_runner *c = (cl_runner *)r;
+    const nh_model *m = r->model;
+    cl_uint hw = m->in_h * m->in_w, total = (cl_uint)(hw * n);
+    cl_int rc = clEnqueueWriteBuffer(nh_cl_queue(c->cl), c->input, CL_FALSE, 0, (size_t)total * 3,
+                                     in, 0, NULL, NULL);
+    if (rc != CL_SUCCESS)
+        return nh_cl_fail(err, rc, "clEnqueueWriteBuffer(input)");
+    cl_mem x = c->slots[c->plan.slot[0]];
+    rc = set_args(c->k[K_U8], "mmmuu", ARGS(&c->input, &x, &c->lut, &hw, &total));
+    if (rc != CL_SUCCESS)
+        return nh_cl_fail(err, rc, "clSetKernelArg(nh_u8_to_nchw)");
+    size_t g[1] = {round_up(total, 64)};
+    nh_status st = enqueue(c, c->k[K_U8], 1, g, NULL, "nh_u8_to_nchw", err);
+    if (st != NH_OK) {
+        clFinish(nh_cl_queue(c->cl));
+        return st;
+    }
+    /* The write is non-blocking: the read at the end of forward() waits for the queue,
+     * and `in` stays borrowed until then. */
+    st = forward(c, n, out, err);
+    if (st != NH_OK)
+        clFinish(nh_cl_queue(c->cl));
+    return st;
+}
+
+static nh_status cl_run_f32(nh_runner *r, const float *in, size_t n, float *out, nh_error *err)
+{
+    cl_runner *c = (cl_runner *)r;
+    size_t bytes = n * nh_shape_size(r->model->shapes[0]) * sizeof(float);
+    cl_int rc = clEnqueueWriteBuffer(nh_cl_queue(c->cl), c->slots[c->plan.slot[0]], CL_TRUE, 0,
+                                     bytes, in, 0, NULL, NULL);
+    if (rc != CL_SUCCESS)
+        return nh_cl_fail(err, rc, "clEnqueueWriteBuffer(input)");
+    return forward(c, n, out, err);
+}
+
+const nh_runner_backend nh_runner_cl = {
+    "opencl", cl_create, cl_run, cl_run_f32, cl_destroy,
+};
