@@ -1,0 +1,1457 @@
+/*
+ * libnhdb storage: environment, schema, record codecs, batched writes, stats and verify.
+ * The layout of every table is in docs/nhdb.md; searching lives in db_query.c.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <xxhash.h>
+
+#include "db_internal.h"
+
+#define NHDB_DEFAULT_MAPSIZE ((size_t)64 << 20)
+
+static const char schema_key[] = "schema";
+
+unsigned nh_db_kind_bits(nh_db_kind_type type)
+{
+    switch (type) {
+    case NH_DB_KIND_NEURAL: return 96;
+    case NH_DB_KIND_PDQ: return 256;
+    case NH_DB_KIND_DIGEST: return 128;
+    }
+    return 0;
+}
+
+const char *nh_db_kind_name(nh_db_kind_type type)
+{
+    switch (type) {
+    case NH_DB_KIND_NEURAL: return "neural";
+    case NH_DB_KIND_PDQ: return "pdq";
+    case NH_DB_KIND_DIGEST: return "digest";
+    }
+    return NULL;
+}
+
+nh_status nh_db_kind_parse(const char *name, nh_db_kind_type *out)
+{
+    static const nh_db_kind_type all[] = {NH_DB_KIND_NEURAL, NH_DB_KIND_PDQ, NH_DB_KIND_DIGEST};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (name && strcmp(name, nh_db_kind_name(all[i])) == 0) {
+            *out = all[i];
+            return NH_OK;
+        }
+    return NH_ERR_INVALID;
+}
+
+nh_status nhdb_mdb_error(nh_error *err, int rc, const char *path, const char *what)
+{
+    return nh_error_set(err, NH_ERR_DB, NH_FOREIGN_MDB, rc, path, "%s: %s", what,
+                        mdb_strerror(rc));
+}
+
+unsigned nhdb_default_m(const nh_db *db, nh_db_kind_type type)
+{
+    switch (type) {
+    case NH_DB_KIND_NEURAL: return db->neural_m;
+    case NH_DB_KIND_PDQ: return db->pdq_m;
+    case NH_DB_KIND_DIGEST: return 0;
+    }
+    return 0;
+}
+
+int nhdb_txn_begin(nh_db *db, unsigned flags, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(db->env, NULL, flags, txn);
+    if (rc == MDB_MAP_RESIZED) {
+        /* Another process grew the map; adopt its size. */
+        rc = mdb_env_set_mapsize(db->env, 0);
+        if (rc == 0)
+            rc = mdb_txn_begin(db->env, NULL, flags, txn);
+    }
+    return rc;
+}
+
+void nhdb_dedupe_key(uint8_t key[NHDB_DEDUPE_KEY], uint32_t kind_id, const uint8_t *hash,
+                     unsigned hb, const char *src, size_t src_len)
+{
+    /* The hash length is fixed per kind, so seeding the source hash with the hash of the hash
+     * binds both; a collision is resolved by comparing the stored entry. */
+    uint64_t h = XXH3_64bits_withSeed(src, src_len, XXH3_64bits(hash, hb));
+    nhdb_put_be32(key, kind_id);
+    nhdb_put_be64(key + 4, h);
+}
+
+/* ---- record codecs (docs/nhdb.md, "entries") ---- */
+
+size_t nhdb_rec_size(unsigned hb, size_t src, size_t lab, size_t note)
+{
+    return NHDB_REC_HEADER + hb + src + 1 + lab + 1 + note + 1;
+}
+
+static void rec_encode(uint8_t *p, uint32_t kind_id, unsigned hb, const nhdb_pending *e,
+                       const char *arena)
+{
+    unsigned flags = (e->has_digest ? NHDB_FLAG_DIGEST : 0) |
+                     (e->quality >= 0 ? NHDB_FLAG_QUALITY : 0);
+    nhdb_put_le16(p + 0, NHDB_REC_VERSION);
+    nhdb_put_le16(p + 2, (uint16_t)flags);
+    nhdb_put_le32(p + 4, kind_id);
+    nhdb_put_le64(p + 8, (uint64_t)e->added);
+    nhdb_put_le16(p + 16, (uint16_t)(e->quality >= 0 ? e->quality : 0));
+    nhdb_put_le16(p + 18, (uint16_t)hb);
+    nhdb_put_le32(p + 20, (uint32_t)e->src_len);
+    nhdb_put_le32(p + 24, (uint32_t)e->lab_len);
+    nhdb_put_le32(p + 28, (uint32_t)e->note_len);
+    if (e->has_digest)
+        memcpy(p + 32, e->digest, 16);
+    else
+        memset(p + 32, 0, 16);
+    uint8_t *q = p + NHDB_REC_HEADER;
+    memcpy(q, e->hash, hb);
+    q += hb;
+    memcpy(q, arena + e->src_off, e->src_len);
+    q += e->src_len;
+    *q++ = 0;
+    memcpy(q, arena + e->lab_off, e->lab_len);
+    q += e->lab_len;
+    *q++ = 0;
+    memcpy(q, arena + e->note_off, e->note_len);
+    q += e->note_len;
+    *q = 0;
+}
+
+nh_status nhdb_rec_decode(const MDB_val *key, const MDB_val *val, nh_db_record *out)
+{
+    const uint8_t *p = val->mv_data;
+    if (key->mv_size != 8 || val->mv_size < NHDB_REC_HEADER)
+        return NH_ERR_FORMAT;
+    if (nhdb_get_le16(p) != NHDB_REC_VERSION)
+        return NH_ERR_FORMAT;
+    unsigned flags = nhdb_get_le16(p + 2);
+    uint32_t kind_id = nhdb_get_le32(p + 4);
+    unsigned hb = nhdb_get_le16(p + 18);
+    size_t sl = nhdb_get_le32(p + 20), ll = nhdb_get_le32(p + 24), nl = nhdb_get_le32(p + 28);
+    if (hb == 0 || hb > NH_DB_HASH_MAX || sl > NHDB_STR_MAX || ll > NHDB_STR_MAX ||
+        nl > NHDB_STR_MAX || val->mv_size != nhdb_rec_size(hb, sl, ll, nl))
+        return NH_ERR_FORMAT;
+    out->id = nhdb_get_be64(key->mv_data);
+    if ((out->id >> NHDB_ORD_BITS) != kind_id)
+        return NH_ERR_FORMAT;
+    out->bits = hb * 8;
+    out->added = (int64_t)nhdb_get_le64(p + 8);
+    out->quality = (flags & NHDB_FLAG_QUALITY) ? nhdb_get_le16(p + 16) : -1;
+    out->digest = (flags & NHDB_FLAG_DIGEST) ? p + 32 : NULL;
+    out->hash = p + NHDB_REC_HEADER;
+    const char *s = (const char *)p + NHDB_REC_HEADER + hb;
+    out->source = s;
+    out->label = s + sl + 1;
+    out->note = s + sl + 1 + ll + 1;
+    if (out->source[sl] || out->label[ll] || out->note[nl])
+        return NH_ERR_FORMAT;
+    memset(&out->kind, 0, sizeof out->kind); /* the caller fills the kind from kind_id */
+    return NH_OK;
+}
+
+void nhdb_kind_encode(const nhdb_kind_info *k, uint8_t out[NHDB_KIND_REC_SIZE])
+{
+    nhdb_put_le16(out + 0, NHDB_KIND_REC_VERSION);
+    out[2] = (uint8_t)k->kind.type;
+    out[3] = (uint8_t)k->m;
+    nhdb_put_le16(out + 4, (uint16_t)k->bits);
+    nhdb_put_le16(out + 6, 0);
+    memcpy(out + 8, k->kind.model, 8);
+    nhdb_put_le64(out + 16, k->count);
+}
+
+nh_status nhdb_kind_decode(uint32_t id, const MDB_val *val, nhdb_kind_info *out)
+{
+    const uint8_t *p = val->mv_data;
+    if (val->mv_size != NHDB_KIND_REC_SIZE || nhdb_get_le16(p) != NHDB_KIND_REC_VERSION)
+        return NH_ERR_FORMAT;
+    memset(out, 0, sizeof *out);
+    out->id = id;
+    out->kind.type = (nh_db_kind_type)p[2];
+    out->m = p[3];
+    out->bits = nhdb_get_le16(p + 4);
+    out->hb = out->bits / 8;
+    memcpy(out->kind.model, p + 8, 8);
+    out->count = nhdb_get_le64(p + 16);
+    if (nh_db_kind_bits(out->kind.type) != out->bits || out->count > NHDB_ORD_MASK)
+        return NH_ERR_FORMAT;
+    if (out->m && (out->bits / out->m > 32 || out->m > 64))
+        return NH_ERR_FORMAT;
+    return NH_OK;
+}
+
+nh_status nhdb_kinds_load(nh_db *db, MDB_txn *txn, nhdb_kind_info **out, size_t *n,
+                          nh_error *err)
+{
+    nh_status st = NH_OK;
+    MDB_cursor *cur = NULL;
+    nhdb_kind_info *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc = mdb_cursor_open(txn, db->dbi_meta, &cur);
+    if (rc) {
+        st = nhdb_mdb_error(err, rc, db->path, "open meta cursor");
+        goto cleanup;
+    }
+    uint8_t prefix = 'k';
+    MDB_val k = {1, &prefix}, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *kp = k.mv_data;
+        if (k.mv_size != 5 || kp[0] != 'k')
+            break;
+        if (cnt == cap) {
+            cap = cap ? cap * 2 : 8;
+            nhdb_kind_info *na = realloc(arr, cap * sizeof *arr);
+            if (!na) {
+                st = nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "kinds");
+                goto cleanup;
+            }
+            arr = na;
+        }
+        if (nhdb_kind_decode(nhdb_get_be32(kp + 1), &v, &arr[cnt])) {
+            st = nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, db->path,
+                              "corrupt kind record %u", (unsigned)nhdb_get_be32(kp + 1));
+            goto cleanup;
+        }
+        cnt++;
+    }
+    if (rc && rc != MDB_NOTFOUND) {
+        st = nhdb_mdb_error(err, rc, db->path, "read kinds");
+        goto cleanup;
+    }
+    *out = arr;
+    *n = cnt;
+    arr = NULL;
+cleanup:
+    free(arr);
+    mdb_cursor_close(cur);
+    return st;
+}
+
+/* ---- open / close ---- */
+
+static nh_status open_tables(nh_db *db, MDB_txn *txn, unsigned create, nh_error *err)
+{
+    static const struct {
+        const char *name;
+        unsigned flags;
+        size_t off;
+    } t[] = {
+        {"meta", 0, offsetof(nh_db, dbi_meta)},
+        {"entries", 0, offsetof(nh_db, dbi_entries)},
+        {"dedupe", MDB_DUPSORT | MDB_DUPFIXED, offsetof(nh_db, dbi_dedupe)},
+        {"mih", MDB_DUPSORT | MDB_DUPFIXED, offsetof(nh_db, dbi_mih)},
+        {"packed", 0, offsetof(nh_db, dbi_packed)},
+        {"digest", MDB_DUPSORT | MDB_DUPFIXED, offsetof(nh_db, dbi_digest)},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        MDB_dbi *dbi = (MDB_dbi *)((char *)db + t[i].off);
+        int rc = mdb_dbi_open(txn, t[i].name, t[i].flags | create, dbi);
+        if (rc == MDB_NOTFOUND)
+            return nh_error_set(err, NH_ERR_NOT_FOUND, NH_FOREIGN_MDB, rc, db->path,
+                                "not an nhdb database (no table %s)", t[i].name);
+        if (rc)
+            return nhdb_mdb_error(err, rc, db->path, t[i].name);
+    }
+    return NH_OK;
+}
+
+nh_status nh_db_open(const char *path, unsigned flags, const nh_db_create_opts *opts,
+                     nh_db **out, nh_error *err)
+{
+    nh_status st = NH_OK;
+    nh_db *db = NULL;
+    MDB_txn *txn = NULL;
+    int rc;
+    if (!path || !out)
+        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, path, "nh_db_open: NULL");
+    nh_db_create_opts o = {0};
+    if (opts)
+        o = *opts;
+    if (!o.neural_substrings)
+        o.neural_substrings = 4;
+    if (!o.pdq_substrings)
+        o.pdq_substrings = 16;
+    if (!o.initial_mapsize)
+        o.initial_mapsize = NHDB_DEFAULT_MAPSIZE;
+    if (o.neural_substrings < 3 || o.neural_substrings > 32 || o.pdq_substrings < 8 ||
+        o.pdq_substrings > 64)
+        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, path,
+                            "substrings out of range (neural 3..32, pdq 8..64)");
+
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        if (errno != ENOENT || !(flags & NH_DB_OPEN_CREATE))
+            return nh_error_set(err, errno == ENOENT ? NH_ERR_NOT_FOUND : NH_ERR_IO,
+                                NH_FOREIGN_ERRNO, errno, path, "no database: %s",
+                                strerror(errno));
+        if (mkdir(path, 0775) != 0 && errno != EEXIST)
+            return nh_error_set(err, NH_ERR_IO, NH_FOREIGN_ERRNO, errno, path,
+                                "create directory: %s", strerror(errno));
+    } else if (!S_ISDIR(sb.st_mode)) {
+        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, path,
+                            "an nhdb database is a directory");
+    }
+
+    db = calloc(1, sizeof *db);
+    if (!db)
+        return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, path, "nh_db");
+    snprintf(db->path, sizeof db->path, "%s", path);
+    db->flags = flags;
+    if ((rc = mdb_env_create(&db->env)) || (rc = mdb_env_set_maxdbs(db->env, 8)) ||
+        (rc = mdb_env_set_maxreaders(db->env, 512))) {
+        st = nhdb_mdb_error(err, rc, path, "create environment");
+        goto cleanup;
+    }
+    if ((rc = mdb_env_set_mapsize(db->env, o.initial_mapsize))) {
+        st = nhdb_mdb_error(err, rc, path, "set map size");
+        goto cleanup;
+    }
+    unsigned eflags = MDB_NOTLS | MDB_NORDAHEAD;
+    if (flags & NH_DB_OPEN_READONLY)
+        eflags |= MDB_RDONLY;
+    if (flags & NH_DB_OPEN_NOSYNC)
+        eflags |= MDB_NOSYNC;
+    rc = mdb_env_open(db->env, path, eflags, 0664);
+    if (rc) {
+        st = rc == ENOENT ? nh_error_set(err, NH_ERR_NOT_FOUND, NH_FOREIGN_MDB, rc, path,
+                                         "no database here")
+                          : nhdb_mdb_error(err, rc, path, "open environment");
+        goto cleanup;
+    }
+    /* A reader killed mid-transaction leaves a stale slot; reclaim it. */
+    int dead = 0;
+    mdb_reader_check(db->env, &dead);
+    /* The map may have been grown by an earlier writer; use the larger size. */
+    MDB_envinfo info;
+    mdb_env_info(db->env, &info);
+    if (info.me_mapsize < o.initial_mapsize)
+        mdb_env_set_mapsize(db->env, o.initial_mapsize);
+
+    rc = nhdb_txn_begin(db, (flags & NH_DB_OPEN_READONLY) ? MDB_RDONLY : 0, &txn);
+    if (rc) {
+        st = nhdb_mdb_error(err, rc, path, "begin transaction");
+        goto cleanup;
+    }
+    int creating = 0;
+    {
+        MDB_dbi probe;
+        rc = mdb_dbi_open(txn, "meta", 0, &probe);
+        if (rc == MDB_NOTFOUND) {
+            if (!(flags & NH_DB_OPEN_CREATE) || (flags & NH_DB_OPEN_READONLY)) {
+                st = nh_error_set(err, NH_ERR_NOT_FOUND, NH_FOREIGN_MDB, rc, path,
+                                  "no nhdb database here");
+                goto cleanup;
+            }
+            creating = 1;
+        } else if (rc) {
+            st = nhdb_mdb_error(err, rc, path, "open meta");
+            goto cleanup;
+        }
+    }
+    if ((st = open_tables(db, txn, creating ? MDB_CREATE : 0, err)))
+        goto cleanup;
+    MDB_val k = {sizeof schema_key - 1, (void *)schema_key}, v;
+    if (creating) {
+        uint8_t rec[16];
+        memcpy(rec, "NHDB", 4);
+        nhdb_put_le32(rec + 4, NH_DB_SCHEMA_VERSION);
+        nhdb_put_le32(rec + 8, o.neural_substrings);
+        nhdb_put_le32(rec + 12, o.pdq_substrings);
+        v.mv_size = sizeof rec;
+        v.mv_data = rec;
+        if ((rc = mdb_put(txn, db->dbi_meta, &k, &v, 0)) || (rc = mdb_txn_commit(txn))) {
+            txn = NULL;
+            st = nhdb_mdb_error(err, rc, path, "write schema");
+            goto cleanup;
+        }
+        txn = NULL;
+        db->neural_m = o.neural_substrings;
+        db->pdq_m = o.pdq_substrings;
+    } else {
+        rc = mdb_get(txn, db->dbi_meta, &k, &v);
+        if (rc) {
+            st = rc == MDB_NOTFOUND
+                     ? nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_MDB, rc, path, "no schema record")
+                     : nhdb_mdb_error(err, rc, path, "read schema");
+            goto cleanup;
+        }
+        const uint8_t *p = v.mv_data;
+        if (v.mv_size != 16 || memcmp(p, "NHDB", 4) != 0) {
+            st = nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, path, "bad schema record");
+            goto cleanup;
+        }
+        if (nhdb_get_le32(p + 4) != NH_DB_SCHEMA_VERSION) {
+            st = nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, path,
+                              "schema version %u, this build reads %u",
+                              (unsigned)nhdb_get_le32(p + 4), NH_DB_SCHEMA_VERSION);
+            goto cleanup;
+        }
+        db->neural_m = nhdb_get_le32(p + 8);
+        db->pdq_m = nhdb_get_le32(p + 12);
+        /* Commit, not abort: table handles opened in an aborted transaction are discarded. */
+        rc = mdb_txn_commit(txn);
+        txn = NULL;
+        if (rc) {
+            st = nhdb_mdb_error(err, rc, path, "open tables");
+            goto cleanup;
+        }
+    }
+    *out = db;
+    db = NULL;
+cleanup:
+    if (txn)
+        mdb_txn_abort(txn);
+    if (db) {
+        if (db->env)
+            mdb_env_close(db->env);
+        free(db);
+    }
+    return st;
+}
+
+void nh_db_close(nh_db *db)
+{
+    if (!db)
+        return;
+    nh_db_batch_abort(db);
+    mdb_env_close(db->env);
+    free(db->pend);
+    free(db->arena);
+    free(db->dset);
+    free(db->progress_val);
+    free(db);
+}
+
+/* ---- batches ---- */
+
+nh_status nh_db_batch_begin(nh_db *db, nh_error *err)
+{
+    if (db->flags & NH_DB_OPEN_READONLY)
+        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path,
+                            "database opened read-only");
+    if (db->in_batch)
+        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path,
+                            "a batch is open already");
+    db->in_batch = 1;
+    db->n_pend = 0;
+    db->arena_n = 0;
+    db->dset_n = 0;
+    if (db->dset)
+        memset(db->dset, 0, db->dset_cap * 16);
+    db->has_progress = 0;
+    return NH_OK;
+}
+
+void nh_db_batch_abort(nh_db *db)
+{
+    if (!db)
+        return;
+    db->in_batch = 0;
+    db->n_pend = 0;
+    db->arena_n = 0;
+    db->dset_n = 0;
+    db->has_progress = 0;
+}
+
+size_t nh_db_batch_size(const nh_db *db)
+{
+    return db->in_batch ? db->n_pend : 0;
+}
+
+static int arena_add(nh_db *db, const char *s, size_t *off, size_t *len)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n > NHDB_STR_MAX)
+        return -1;
+    if (db->arena_n + n > db->arena_cap) {
+        size_t cap = db->arena_cap ? db->arena_cap : 1 << 16;
+        while (cap < db->arena_n + n)
+            cap *= 2;
+        char *na = realloc(db->arena, cap);
+        if (!na)
+            return -2;
+        db->arena = na;
+        db->arena_cap = cap;
+    }
+    memcpy(db->arena + db->arena_n, s ? s : "", n);
+    *off = db->arena_n;
+    *len = n;
+    db->arena_n += n;
+    return 0;
+}
+
+static size_t dset_slot(const uint8_t d[16], size_t cap)
+{
+    uint64_t h;
+    memcpy(&h, d, 8);
+    h ^= h >> 29;
+    h *= UINT64_C(0xbf58476d1ce4e5b9);
+    return (size_t)(h ^ (h >> 32)) & (cap - 1);
+}
+
+static const uint8_t zero16[16];
+
+/* Insert into the batch digest set (all-zero digests are kept out: zero marks empty). */
+static int dset_add(nh_db *db, const uint8_t d[16])
+{
+    if (memcmp(d, zero16, 16) == 0)
+        return 0;
+    if ((db->dset_n + 1) * 2 > db->dset_cap) {
+        size_t cap = db->dset_cap ? db->dset_cap * 2 : 1024;
+        uint8_t(*nd)[16] = calloc(cap, 16);
+        if (!nd)
+            return -1;
+        for (size_t i = 0; i < db->dset_cap; i++)
+            if (memcmp(db->dset[i], zero16, 16)) {
+                size_t s = dset_slot(db->dset[i], cap);
+                while (memcmp(nd[s], zero16, 16))
+                    s = (s + 1) & (cap - 1);
+                memcpy(nd[s], db->dset[i], 16);
+            }
+        free(db->dset);
+        db->dset = nd;
+        db->dset_cap = cap;
+    }
+    size_t s = dset_slot(d, db->dset_cap);
+    while (memcmp(db->dset[s], zero16, 16)) {
+        if (memcmp(db->dset[s], d, 16) == 0)
+            return 0;
+        s = (s + 1) & (db->dset_cap - 1);
+    }
+    memcpy(db->dset[s], d, 16);
+    db->dset_n++;
+    return 0;
+}
+
+static int dset_has(const nh_db *db, const uint8_t d[16])
+{
+    if (!db->dset_cap)
+        return 0;
+    size_t s = dset_slot(d, db->dset_cap);
+    while (memcmp(db->dset[s], zero16, 16)) {
+        if (memcmp(db->dset[s], d, 16) == 0)
+            return 1;
+        s = (s + 1) & (db->dset_cap - 1);
+    }
+    return 0;
+}
+
+nh_status nh_db_add(nh_db *db, const nh_db_entry *e, nh_error *err)
+{
+    if (!db->in_batch)
+        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path,
+                            "nh_db_add outside a batch");
+    unsigned bits = nh_db_kind_bits(e->kind.type);
+    if (!bits || !e->hash)
+        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path,
+                            "entry without a valid kind or hash");
+    if (e->quality < -1 || e->quality > 100)
+        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path,
+                            "quality %d outside 0..100", e->quality);
+    if (e->kind.type != NH_DB_KIND_NEURAL && memcmp(e->kind.model, zero16, 8) != 0)
+        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path,
+                            "only neural kinds carry a model fingerprint");
+    if (db->n_pend == db->cap_pend) {
+        size_t cap = db->cap_pend ? db->cap_pend * 2 : 4096;
+        nhdb_pending *np = realloc(db->pend, cap * sizeof *np);
+        if (!np)
+            return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "batch");
+        db->pend = np;
+        db->cap_pend = cap;
+    }
+    nhdb_pending *p = &db->pend[db->n_pend];
+    memset(p, 0, sizeof *p);
+    p->kind = e->kind;
+    memcpy(p->hash, e->hash, bits / 8);
+    if (e->digest) {
+        memcpy(p->digest, e->digest, 16);
+        p->has_digest = 1;
+    }
+    p->quality = e->quality;
+    p->added = e->added ? e->added : (int64_t)time(NULL);
+    size_t save = db->arena_n;
+    int rc = arena_add(db, e->source, &p->src_off, &p->src_len);
+    if (!rc)
+        rc = arena_add(db, e->label, &p->lab_off, &p->lab_len);
+    if (!rc)
+        rc = arena_add(db, e->note, &p->note_off, &p->note_len);
+    if (rc) {
+        db->arena_n = save;
+        return rc == -1 ? nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path,
+                                       "string longer than %u bytes", NHDB_STR_MAX)
+                        : nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "batch");
+    }
+    if ((p->has_digest && dset_add(db, p->digest)) ||
+        (e->kind.type == NH_DB_KIND_DIGEST && dset_add(db, p->hash))) {
+        db->arena_n = save;
+        return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "batch");
+    }
+    db->n_pend++;
+    return NH_OK;
+}
+
+nh_status nh_db_batch_set_progress(nh_db *db, const char *job, const void *value, size_t n,
+                                   nh_error *err)
+{
+    if (!db->in_batch)
+        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path, "no open batch");
+    if (!job || strlen(job) >= sizeof db->progress_job || n > 4096)
+        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path,
+                            "progress job name or value too long");
+    uint8_t *nv = realloc(db->progress_val, n ? n : 1);
+    if (!nv)
+        return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "progress");
+    db->progress_val = nv;
+    if (n)
+        memcpy(nv, value, n);
+    db->progress_n = n;
+    snprintf(db->progress_job, sizeof db->progress_job, "%s", job);
+    db->has_progress = 1;
+    return NH_OK;
+}
+
+static size_t progress_key(uint8_t *buf, const char *job)
+{
+    size_t n = strlen(job);
+    buf[0] = 'p';
+    memcpy(buf + 1, job, n);
+    return n + 1;
+}
+
+nh_status nh_db_get_progress(nh_db *db, const char *job, void *buf, size_t cap, size_t *n,
+                             nh_error *err)
+{
+    nh_status st = NH_OK;
+    MDB_txn *txn = NULL;
+    uint8_t kb[402];
+    if (!job || strlen(job) > 400)
+        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path, "job name");
+    int rc = nhdb_txn_begin(db, MDB_RDONLY, &txn);
+    if (rc)
+        return nhdb_mdb_error(err, rc, db->path, "begin read");
+    MDB_val k = {progress_key(kb, job), kb}, v;
+    rc = mdb_get(txn, db->dbi_meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        st = NH_ERR_NOT_FOUND;
+        goto cleanup;
+    }
+    if (rc) {
+        st = nhdb_mdb_error(err, rc, db->path, "read progress");
+        goto cleanup;
+    }
+    memcpy(buf, v.mv_data, v.mv_size < cap ? v.mv_size : cap);
+    *n = v.mv_size;
+cleanup:
+    mdb_txn_abort(txn);
+    return st;
+}
+
+/* ---- commit ---- */
+
+typedef struct sort_item {
+    uint64_t key;
+    uint64_t aux;
+} sort_item;
+
+/* Stable LSD radix sort of a[0..n) by bytes [lo, hi] of key (field 0) or aux (field 1). */
+static void radix_sort(sort_item *a, sort_item *tmp, size_t n, int field, unsigned lo,
+                       unsigned hi)
+{
+    sort_item *src = a, *dst = tmp;
+    for (unsigned byte = lo; byte <= hi; byte++) {
+        size_t cnt[256] = {0};
+        unsigned sh = byte * 8;
+        for (size_t i = 0; i < n; i++)
+            cnt[((field ? src[i].aux : src[i].key) >> sh) & 0xff]++;
+        int single = 0;
+        for (int b = 0; b < 256; b++)
+            if (cnt[b] == n)
+                single = 1;
+        if (single)
+            continue;
+        size_t sum = 0;
+        for (int b = 0; b < 256; b++) {
+            size_t c = cnt[b];
+            cnt[b] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            dst[cnt[((field ? src[i].aux : src[i].key) >> sh) & 0xff]++] = src[i];
+        sort_item *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a)
+        memcpy(a, src, n * sizeof *a);
+}
+
+typedef struct digest_item {
+    uint8_t d[16];
+    uint64_t id;
+} digest_item;
+
+static int digest_item_cmp(const void *a, const void *b)
+{
+    const digest_item *x = a, *y = b;
+    int c = memcmp(x->d, y->d, 16);
+    if (c)
+        return c;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static nhdb_kind_info *kind_find(nhdb_kind_info *k, size_t n, const nh_db_kind *kind)
+{
+    for (size_t i = 0; i < n; i++)
+        if (k[i].kind.type == kind->type && memcmp(k[i].kind.model, kind->model, 8) == 0)
+            return &k[i];
+    return NULL;
+}
+
+/* Put with the cheapest flag the sorted order allows. */
+static int put_sorted(MDB_cursor *cur, MDB_val *k, MDB_val *v, int *append_ok,
+                      MDB_val *last_key)
+{
+    if (*append_ok) {
+        if (!last_key->mv_data ||
+            (k->mv_size == last_key->mv_size &&
+             memcmp(k->mv_data, last_key->mv_data, k->mv_size) > 0)) {
+            int rc = mdb_cursor_put(cur, k, v, MDB_APPEND);
+            if (rc != MDB_KEYEXIST)
+                return rc;
+        }
+        *append_ok = 0;
+    }
+    return mdb_cursor_put(cur, k, v, 0);
+}
+
+/* Last key of a table, or mv_data NULL when empty (copied into buf). */
+static int table_last(MDB_txn *txn, MDB_dbi dbi, MDB_val *out, uint8_t *buf, size_t cap)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, dbi, &c);
+    if (rc)
+        return rc;
+    rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    out->mv_data = NULL;
+    out->mv_size = 0;
+    if (rc == 0 && k.mv_size <= cap) {
+        memcpy(buf, k.mv_data, k.mv_size);
+        out->mv_data = buf;
+        out->mv_size = k.mv_size;
+    } else if (rc == 0) {
+        out->mv_data = buf; /* longer than any key we write: never append */
+        memset(buf, 0xff, cap);
+        out->mv_size = cap;
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Are entry `id` in the database and pending p the same (hash, source)? */
+static int same_entry_db(MDB_txn *txn, nh_db *db, uint64_t id, const nhdb_pending *p,
+                         unsigned hb, int *same)
+{
+    uint8_t kb[8];
+    nhdb_put_be64(kb, id);
+    MDB_val k = {8, kb}, v;
+    int rc = mdb_get(txn, db->dbi_entries, &k, &v);
+    if (rc)
+        return rc;
+    nh_db_record r;
+    if (nhdb_rec_decode(&k, &v, &r))
+        return MDB_CORRUPTED;
+    *same = memcmp(r.hash, p->hash, hb) == 0 && strlen(r.source) == p->src_len &&
+            memcmp(r.source, db->arena + p->src_off, p->src_len) == 0;
+    return 0;
+}
+
+typedef struct commit_ctx {
+    sort_item *items, *tmp;
+    size_t items_cap;
+    uint64_t *ids;     /* per pending entry: assigned id, or UINT64_MAX when skipped */
+    uint32_t *kind_of; /* per pending entry: index into kinds */
+    uint8_t *chunk_buf;
+    digest_item *digs;
+} commit_ctx;
+
+#define CHECK(expr, what)                                                                     \
+    do {                                                                                      \
+        rc = (expr);                                                                          \
+        if (rc) {                                                                             \
+            where = what;                                                                     \
+            goto fail;                                                                        \
+        }                                                                                     \
+    } while (0)
+
+/* One attempt at writing the batch. Returns an MDB rc (MDB_MAP_FULL means grow and retry) or
+ * -1 with err filled for other failures. */
+static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *skipped,
+                          nh_error *err)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    nhdb_kind_info *kinds = NULL;
+    size_t nk = 0;
+    const char *where = "";
+    int rc;
+    size_t n = db->n_pend;
+    uint64_t n_added = 0, n_skipped = 0;
+
+    CHECK(nhdb_txn_begin(db, 0, &txn), "begin write");
+    if (nhdb_kinds_load(db, txn, &kinds, &nk, err)) {
+        mdb_txn_abort(txn);
+        return -1;
+    }
+    /* Resolve kinds, creating new ones. */
+    for (size_t i = 0; i < n; i++) {
+        nhdb_kind_info *k = kind_find(kinds, nk, &db->pend[i].kind);
+        if (!k) {
+            uint32_t id = 1;
+            for (size_t j = 0; j < nk; j++)
+                if (kinds[j].id >= id)
+                    id = kinds[j].id + 1;
+            nhdb_kind_info *nkinds = realloc(kinds, (nk + 1) * sizeof *kinds);
+            if (!nkinds || id > NHDB_KIND_MAX) {
+                free(nkinds ? nkinds : kinds);
+                mdb_txn_abort(txn);
+                nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "kinds");
+                return -1;
+            }
+            kinds = nkinds;
+            k = &kinds[nk++];
+            memset(k, 0, sizeof *k);
+            k->id = id;
+            k->kind = db->pend[i].kind;
+            k->bits = nh_db_kind_bits(k->kind.type);
+            k->hb = k->bits / 8;
+            k->m = nhdb_default_m(db, k->kind.type);
+            k->dirty = 1;
+        }
+        cc->kind_of[i] = (uint32_t)(k - kinds);
+    }
+
+    /* Dedupe: sort by (kind, key hash, batch index), compare groups with the table. */
+    for (size_t i = 0; i < n; i++) {
+        const nhdb_pending *p = &db->pend[i];
+        const nhdb_kind_info *k = &kinds[cc->kind_of[i]];
+        uint8_t dk[NHDB_DEDUPE_KEY];
+        nhdb_dedupe_key(dk, k->id, p->hash, k->hb, db->arena + p->src_off, p->src_len);
+        cc->items[i].key = nhdb_get_be64(dk + 4);
+        cc->items[i].aux = (uint64_t)k->id << 40 | i;
+    }
+    radix_sort(cc->items, cc->tmp, n, 0, 0, 7);
+    radix_sort(cc->items, cc->tmp, n, 1, 5, 7);
+    CHECK(mdb_cursor_open(txn, db->dbi_dedupe, &cur), "dedupe cursor");
+    for (size_t i = 0; i < n; i++)
+        cc->ids[i] = 0;
+    for (size_t g = 0; g < n;) {
+        size_t e = g + 1;
+        while (e < n && cc->items[e].key == cc->items[g].key &&
+               (cc->items[e].aux >> 40) == (cc->items[g].aux >> 40))
+            e++;
+        uint8_t dk[NHDB_DEDUPE_KEY];
+        nhdb_put_be32(dk, (uint32_t)(cc->items[g].aux >> 40));
+        nhdb_put_be64(dk + 4, cc->items[g].key);
+        MDB_val k = {NHDB_DEDUPE_KEY, dk}, v;
+        int found = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+        if (found && found != MDB_NOTFOUND)
+            CHECK(found, "dedupe lookup");
+        for (size_t j = g; j < e; j++) {
+            size_t pi = (size_t)(cc->items[j].aux & NHDB_ORD_MASK);
+            const nhdb_pending *p = &db->pend[pi];
+            unsigned hb = kinds[cc->kind_of[pi]].hb;
+            int dup = 0;
+            for (size_t q = g; q < j && !dup; q++) {
+                size_t qi = (size_t)(cc->items[q].aux & NHDB_ORD_MASK);
+                const nhdb_pending *o = &db->pend[qi];
+                if (cc->ids[qi] == 0 && memcmp(o->hash, p->hash, hb) == 0 &&
+                    o->src_len == p->src_len &&
+                    memcmp(db->arena + o->src_off, db->arena + p->src_off, p->src_len) == 0)
+                    dup = 1;
+            }
+            if (!dup && found == 0) {
+                MDB_cursor *dc;
+                CHECK(mdb_cursor_open(txn, db->dbi_dedupe, &dc), "dedupe cursor");
+                MDB_val k2 = {NHDB_DEDUPE_KEY, dk}, v2;
+                int r2 = mdb_cursor_get(dc, &k2, &v2, MDB_SET_KEY);
+                while (r2 == 0 && !dup) {
+                    int same = 0;
+                    rc = same_entry_db(txn, db, nhdb_get_be64(v2.mv_data), p, hb, &same);
+                    if (rc) {
+                        mdb_cursor_close(dc);
+                        where = "dedupe entry";
+                        goto fail;
+                    }
+                    dup = same;
+                    r2 = mdb_cursor_get(dc, &k2, &v2, MDB_NEXT_DUP);
+                }
+                mdb_cursor_close(dc);
+            }
+            cc->ids[pi] = dup ? UINT64_MAX : 0;
+        }
+        g = e;
+    }
+    /* Assign ids in batch order. */
+    for (size_t i = 0; i < n; i++) {
+        if (cc->ids[i] == UINT64_MAX) {
+            n_skipped++;
+            continue;
+        }
+        nhdb_kind_info *k = &kinds[cc->kind_of[i]];
+        cc->ids[i] = (uint64_t)k->id << 40 | k->count++;
+        k->dirty = 1;
+        n_added++;
+    }
+    /* Dedupe rows, in sorted key order (ids ascend within a key). */
+    {
+        uint8_t lastbuf[64];
+        MDB_val last;
+        CHECK(table_last(txn, db->dbi_dedupe, &last, lastbuf, sizeof lastbuf), "dedupe last");
+        int app = 1;
+        for (size_t j = 0; j < n; j++) {
+            size_t pi = (size_t)(cc->items[j].aux & NHDB_ORD_MASK);
+            if (cc->ids[pi] == UINT64_MAX)
+                continue;
+            uint8_t dk[NHDB_DEDUPE_KEY], idb[8];
+            nhdb_put_be32(dk, (uint32_t)(cc->items[j].aux >> 40));
+            nhdb_put_be64(dk + 4, cc->items[j].key);
+            nhdb_put_be64(idb, cc->ids[pi]);
+            MDB_val k = {NHDB_DEDUPE_KEY, dk}, v = {8, idb};
+            CHECK(put_sorted(cur, &k, &v, &app, &last), "dedupe put");
+        }
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+
+    /* Entries, in id order: batch order is id order within a kind. */
+    {
+        CHECK(mdb_cursor_open(txn, db->dbi_entries, &cur), "entries cursor");
+        uint8_t lastbuf[8];
+        MDB_val last;
+        CHECK(table_last(txn, db->dbi_entries, &last, lastbuf, sizeof lastbuf), "entries last");
+        int app = 1;
+        for (size_t i = 0; i < n; i++) {
+            if (cc->ids[i] == UINT64_MAX)
+                continue;
+            const nhdb_pending *p = &db->pend[i];
+            const nhdb_kind_info *k = &kinds[cc->kind_of[i]];
+            uint8_t kb[8];
+            nhdb_put_be64(kb, cc->ids[i]);
+            MDB_val key = {8, kb};
+            MDB_val v = {nhdb_rec_size(k->hb, p->src_len, p->lab_len, p->note_len), NULL};
+            int flags = MDB_RESERVE;
+            if (app && (!last.mv_data || memcmp(kb, last.mv_data, 8) > 0))
+                flags |= MDB_APPEND;
+            else
+                app = 0;
+            rc = mdb_cursor_put(cur, &key, &v, (unsigned)flags);
+            if (rc == MDB_KEYEXIST && (flags & MDB_APPEND)) {
+                app = 0;
+                rc = mdb_cursor_put(cur, &key, &v, MDB_RESERVE);
+            }
+            CHECK(rc, "entry put");
+            rec_encode(v.mv_data, k->id, k->hb, p, db->arena);
+            if (app) {
+                memcpy(lastbuf, kb, 8);
+                last.mv_data = lastbuf;
+                last.mv_size = 8;
+            }
+        }
+        mdb_cursor_close(cur);
+        cur = NULL;
+    }
+
+    /* Packed arrays: append each kind's new hashes to its chunks. */
+    for (size_t ki = 0; ki < nk; ki++) {
+        nhdb_kind_info *k = &kinds[ki];
+        uint64_t first = UINT64_MAX, last_ord = 0;
+        for (size_t i = 0; i < n; i++)
+            if (cc->ids[i] != UINT64_MAX && cc->kind_of[i] == ki) {
+                uint64_t o = cc->ids[i] & NHDB_ORD_MASK;
+                if (first == UINT64_MAX)
+                    first = o;
+                last_ord = o;
+            }
+        if (first == UINT64_MAX)
+            continue;
+        size_t scan = 0;
+        for (uint64_t c = first >> NHDB_CHUNK_SHIFT; c <= last_ord >> NHDB_CHUNK_SHIFT; c++) {
+            uint64_t c0 = c << NHDB_CHUNK_SHIFT;
+            uint64_t have = first > c0 ? first - c0 : 0; /* hashes already in the chunk */
+            uint64_t end = last_ord + 1 < c0 + NHDB_CHUNK ? last_ord + 1 - c0 : NHDB_CHUNK;
+            uint8_t kb[8];
+            nhdb_put_be32(kb, k->id);
+            nhdb_put_be32(kb + 4, (uint32_t)c);
+            MDB_val key = {8, kb}, v;
+            if (have) {
+                CHECK(mdb_get(txn, db->dbi_packed, &key, &v), "packed get");
+                if (v.mv_size != have * k->hb) {
+                    rc = MDB_CORRUPTED;
+                    where = "packed chunk size";
+                    goto fail;
+                }
+                memcpy(cc->chunk_buf, v.mv_data, v.mv_size);
+            }
+            for (uint64_t o = c0 + have; o < c0 + end; o++) {
+                while (cc->ids[scan] == UINT64_MAX || cc->kind_of[scan] != ki)
+                    scan++;
+                memcpy(cc->chunk_buf + (o - c0) * k->hb, db->pend[scan].hash, k->hb);
+                scan++;
+            }
+            v.mv_size = end * k->hb;
+            v.mv_data = NULL;
+            CHECK(mdb_put(txn, db->dbi_packed, &key, &v, MDB_RESERVE), "packed put");
+            memcpy(v.mv_data, cc->chunk_buf, end * k->hb);
+        }
+    }
+
+    /* MIH rows: (kind, substring, value) -> id, sorted. */
+    {
+        size_t ni = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (cc->ids[i] == UINT64_MAX)
+                continue;
+            const nhdb_kind_info *k = &kinds[cc->kind_of[i]];
+            for (unsigned s = 0; s < k->m; s++) {
+                unsigned st0 = nhdb_sub_start(k->bits, k->m, s), len = nhdb_sub_len(k->bits, k->m, s);
+                uint32_t val = nhdb_sub_extract(db->pend[i].hash, st0, len);
+                cc->items[ni].key = (uint64_t)k->id << 40 | (uint64_t)s << 32 | val;
+                cc->items[ni].aux = cc->ids[i];
+                ni++;
+            }
+        }
+        radix_sort(cc->items, cc->tmp, ni, 0, 0, 7);
+        CHECK(mdb_cursor_open(txn, db->dbi_mih, &cur), "mih cursor");
+        uint8_t lastbuf[16];
+        MDB_val last;
+        CHECK(table_last(txn, db->dbi_mih, &last, lastbuf, sizeof lastbuf), "mih last");
+        int app = 1;
+        for (size_t j = 0; j < ni; j++) {
+            uint64_t ck = cc->items[j].key;
+            uint32_t kid = (uint32_t)(ck >> 40);
+            unsigned s = (unsigned)(ck >> 32) & 0xff;
+            const nhdb_kind_info *k = NULL;
+            for (size_t q = 0; q < nk; q++)
+                if (kinds[q].id == kid)
+                    k = &kinds[q];
+            uint8_t kb[NHDB_MIH_KEY_MAX], idb[8];
+            size_t kl = nhdb_mih_key(kb, kid, s, nhdb_sub_len(k->bits, k->m, s), (uint32_t)ck);
+            nhdb_put_be64(idb, cc->items[j].aux);
+            MDB_val key = {kl, kb}, v = {8, idb};
+            if (j > 0 && cc->items[j - 1].key == ck) {
+                /* New ids exceed every stored id of the kind: append to the dup list. */
+                rc = mdb_cursor_put(cur, &key, &v, MDB_APPENDDUP);
+                if (rc == MDB_KEYEXIST)
+                    rc = mdb_cursor_put(cur, &key, &v, 0);
+                CHECK(rc, "mih put");
+            } else {
+                int was = app;
+                CHECK(put_sorted(cur, &key, &v, &app, &last), "mih put");
+                if (was && app) {
+                    memcpy(lastbuf, kb, kl);
+                    last.mv_data = lastbuf;
+                    last.mv_size = kl;
+                }
+            }
+        }
+        mdb_cursor_close(cur);
+        cur = NULL;
+    }
+
+    /* Digest rows: the digest of any entry, and the hash of digest-kind entries. */
+    {
+        size_t nd = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (cc->ids[i] == UINT64_MAX)
+                continue;
+            const nhdb_pending *p = &db->pend[i];
+            if (p->has_digest) {
+                memcpy(cc->digs[nd].d, p->digest, 16);
+                cc->digs[nd++].id = cc->ids[i];
+            }
+            if (p->kind.type == NH_DB_KIND_DIGEST &&
+                !(p->has_digest && memcmp(p->digest, p->hash, 16) == 0)) {
+                memcpy(cc->digs[nd].d, p->hash, 16);
+                cc->digs[nd++].id = cc->ids[i];
+            }
+        }
+        qsort(cc->digs, nd, sizeof *cc->digs, digest_item_cmp);
+        CHECK(mdb_cursor_open(txn, db->dbi_digest, &cur), "digest cursor");
+        for (size_t j = 0; j < nd; j++) {
+            uint8_t idb[8];
+            nhdb_put_be64(idb, cc->digs[j].id);
+            MDB_val key = {16, cc->digs[j].d}, v = {8, idb};
+            CHECK(mdb_cursor_put(cur, &key, &v, 0), "digest put");
+        }
+        mdb_cursor_close(cur);
+        cur = NULL;
+    }
+
+    /* Kind records (the per-kind counts) and the progress record. */
+    for (size_t ki = 0; ki < nk; ki++) {
+        if (!kinds[ki].dirty)
+            continue;
+        uint8_t kb[5], rec[NHDB_KIND_REC_SIZE];
+        kb[0] = 'k';
+        nhdb_put_be32(kb + 1, kinds[ki].id);
+        nhdb_kind_encode(&kinds[ki], rec);
+        MDB_val key = {5, kb}, v = {sizeof rec, rec};
+        CHECK(mdb_put(txn, db->dbi_meta, &key, &v, 0), "kind put");
+    }
+    if (db->has_progress) {
+        uint8_t kb[402];
+        MDB_val key = {progress_key(kb, db->progress_job), kb};
+        if (db->progress_n) {
+            MDB_val v = {db->progress_n, db->progress_val};
+            CHECK(mdb_put(txn, db->dbi_meta, &key, &v, 0), "progress put");
+        } else {
+            rc = mdb_del(txn, db->dbi_meta, &key, NULL);
+            if (rc && rc != MDB_NOTFOUND) {
+                where = "progress delete";
+                goto fail;
+            }
+        }
+    }
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc) {
+        where = "commit";
+        goto fail;
+    }
+    free(kinds);
+    *added = n_added;
+    *skipped = n_skipped;
+    return 0;
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    if (txn)
+        mdb_txn_abort(txn);
+    free(kinds);
+    if (rc != MDB_MAP_FULL)
+        nhdb_mdb_error(err, rc, db->path, where);
+    return rc;
+}
+
+nh_status nh_db_batch_commit(nh_db *db, uint64_t *added, uint64_t *skipped, nh_error *err)
+{
+    nh_status st = NH_OK;
+    commit_ctx cc = {0};
+    uint64_t a = 0, s = 0;
+    if (!db->in_batch)
+        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path, "no open batch");
+    size_t n = db->n_pend;
+    unsigned max_m = db->neural_m > db->pdq_m ? db->neural_m : db->pdq_m;
+    cc.items_cap = n * max_m + 1;
+    cc.items = malloc(cc.items_cap * sizeof *cc.items);
+    cc.tmp = malloc(cc.items_cap * sizeof *cc.tmp);
+    cc.ids = malloc((n + 1) * sizeof *cc.ids);
+    cc.kind_of = malloc((n + 1) * sizeof *cc.kind_of);
+    cc.chunk_buf = malloc((size_t)NHDB_CHUNK * NH_DB_HASH_MAX);
+    cc.digs = malloc((2 * n + 1) * sizeof *cc.digs);
+    if (!cc.items || !cc.tmp || !cc.ids || !cc.kind_of || !cc.chunk_buf || !cc.digs) {
+        st = nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "commit buffers");
+        goto cleanup;
+    }
+    for (;;) {
+        int rc = commit_attempt(db, &cc, &a, &s, err);
+        if (rc == 0)
+            break;
+        if (rc != MDB_MAP_FULL) {
+            st = err ? err->status : NH_ERR_DB;
+            if (st == NH_OK)
+                st = NH_ERR_DB;
+            goto cleanup;
+        }
+        if (db->live_readers) {
+            st = nh_error_set(err, NH_ERR_DB, NH_FOREIGN_MDB, rc, db->path,
+                              "map full and a reader of this process is open; close readers "
+                              "before committing");
+            goto cleanup;
+        }
+        MDB_envinfo info;
+        mdb_env_info(db->env, &info);
+        size_t grow = info.me_mapsize < ((size_t)1 << 30) ? info.me_mapsize : ((size_t)1 << 30);
+        rc = mdb_env_set_mapsize(db->env, info.me_mapsize + (grow > 0 ? grow : 1 << 20));
+        if (rc) {
+            st = nhdb_mdb_error(err, rc, db->path, "grow map");
+            goto cleanup;
+        }
+    }
+    if (added)
+        *added = a;
+    if (skipped)
+        *skipped = s;
+cleanup:
+    free(cc.items);
+    free(cc.tmp);
+    free(cc.ids);
+    free(cc.kind_of);
+    free(cc.chunk_buf);
+    free(cc.digs);
+    nh_db_batch_abort(db);
+    return st;
+}
+
+nh_status nh_db_has_digest(nh_db *db, const uint8_t digest[16], int *present, nh_error *err)
+{
+    if (db->in_batch && dset_has(db, digest)) {
+        *present = 1;
+        return NH_OK;
+    }
+    MDB_txn *txn = NULL;
+    int rc = nhdb_txn_begin(db, MDB_RDONLY, &txn);
+    if (rc)
+        return nhdb_mdb_error(err, rc, db->path, "begin read");
+    MDB_val k = {16, (void *)digest}, v;
+    rc = mdb_get(txn, db->dbi_digest, &k, &v);
+    mdb_txn_abort(txn);
+    if (rc && rc != MDB_NOTFOUND)
+        return nhdb_mdb_error(err, rc, db->path, "digest lookup");
+    *present = rc == 0;
+    return NH_OK;
+}
+
+/* ---- stats ---- */
+
+static uint64_t table_rows(MDB_txn *txn, MDB_dbi dbi)
+{
+    MDB_stat s;
+    return mdb_stat(txn, dbi, &s) ? 0 : s.ms_entries;
+}
+
+nh_status nh_db_stats_get(nh_db *db, nh_db_stats *out, nh_error *err)
+{
+    nh_status st = NH_OK;
+    MDB_txn *txn = NULL;
+    nhdb_kind_info *kinds = NULL;
+    size_t nk = 0;
+    int rc = nhdb_txn_begin(db, MDB_RDONLY, &txn);
+    if (rc)
+        return nhdb_mdb_error(err, rc, db->path, "begin read");
+    if ((st = nhdb_kinds_load(db, txn, &kinds, &nk, err)))
+        goto cleanup;
+    memset(out, 0, sizeof *out);
+    out->schema_version = NH_DB_SCHEMA_VERSION;
+    out->n_kinds = nk;
+    for (size_t i = 0; i < nk; i++) {
+        out->entries += kinds[i].count;
+        if (i < sizeof out->kinds / sizeof out->kinds[0]) {
+            nh_db_kind_stats *k = &out->kinds[i];
+            k->kind = kinds[i].kind;
+            k->kind_id = kinds[i].id;
+            k->bits = kinds[i].bits;
+            k->substrings = kinds[i].m;
+            k->count = kinds[i].count;
+        }
+    }
+    MDB_envinfo info;
+    MDB_stat es;
+    mdb_env_info(db->env, &info);
+    mdb_env_stat(db->env, &es);
+    out->mapsize = info.me_mapsize;
+    out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * es.ms_psize;
+    out->digests = table_rows(txn, db->dbi_digest);
+    out->mih_rows = table_rows(txn, db->dbi_mih);
+cleanup:
+    free(kinds);
+    mdb_txn_abort(txn);
+    return st;
+}
+
+/* ---- verify ---- */
+
+typedef struct verify_state {
+    nh_db *db;
+    nh_error *err;
+    uint64_t problems;
+} verify_state;
+
+static void problem(verify_state *vs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(verify_state *vs, const char *fmt, ...)
+{
+    if (vs->problems++ == 0 && vs->err) {
+        char msg[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        nh_error_set(vs->err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, vs->db->path, "%s", msg);
+    }
+}
+
+static int has_pair(MDB_cursor *c, const void *key, size_t kl, uint64_t id)
+{
+    uint8_t idb[8];
+    nhdb_put_be64(idb, id);
+    MDB_val k = {kl, (void *)key}, v = {8, idb};
+    return mdb_cursor_get(c, &k, &v, MDB_GET_BOTH) == 0;
+}
+
+nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
+{
+    nh_status st = NH_OK;
+    MDB_txn *txn = NULL;
+    MDB_cursor *ce = NULL, *cd = NULL, *cm = NULL, *cg = NULL;
+    nhdb_kind_info *kinds = NULL;
+    uint64_t *seen = NULL;
+    size_t nk = 0;
+    verify_state vs = {db, err, 0};
+    nh_error_clear(err);
+    int rc = nhdb_txn_begin(db, MDB_RDONLY, &txn);
+    if (rc)
+        return nhdb_mdb_error(err, rc, db->path, "begin read");
+    if ((st = nhdb_kinds_load(db, txn, &kinds, &nk, err)))
+        goto cleanup;
+    seen = calloc(nk + 1, sizeof *seen);
+    if (!seen) {
+        st = nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "verify");
+        goto cleanup;
+    }
+    if ((rc = mdb_cursor_open(txn, db->dbi_entries, &ce)) ||
+        (rc = mdb_cursor_open(txn, db->dbi_dedupe, &cd)) ||
+        (rc = mdb_cursor_open(txn, db->dbi_mih, &cm)) ||
+        (rc = mdb_cursor_open(txn, db->dbi_digest, &cg))) {
+        st = nhdb_mdb_error(err, rc, db->path, "open cursors");
+        goto cleanup;
+    }
+    uint64_t n_entries = 0, want_mih = 0, want_digest = 0;
+    size_t cur_kind = SIZE_MAX;
+    const uint8_t *chunk = NULL;
+    uint64_t chunk_no = UINT64_MAX;
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(ce, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(ce, &k, &v, MDB_NEXT)) {
+        nh_db_record r;
+        n_entries++;
+        if (nhdb_rec_decode(&k, &v, &r)) {
+            problem(&vs, "entry record %zu bytes does not decode", v.mv_size);
+            continue;
+        }
+        uint32_t kid = (uint32_t)(r.id >> NHDB_ORD_BITS);
+        uint64_t ord = r.id & NHDB_ORD_MASK;
+        if (cur_kind == SIZE_MAX || kinds[cur_kind].id != kid) {
+            cur_kind = SIZE_MAX;
+            for (size_t i = 0; i < nk; i++)
+                if (kinds[i].id == kid)
+                    cur_kind = i;
+            chunk_no = UINT64_MAX;
+        }
+        if (cur_kind == SIZE_MAX) {
+            problem(&vs, "entry %016llx of unknown kind %u", (unsigned long long)r.id, kid);
+            continue;
+        }
+        nhdb_kind_info *ki = &kinds[cur_kind];
+        if (r.bits != ki->bits) {
+            problem(&vs, "entry %016llx has %u bits, kind has %u", (unsigned long long)r.id,
+                    r.bits, ki->bits);
+            continue;
+        }
+        if (ord != seen[cur_kind])
+            problem(&vs, "kind %u: entry ordinal %llu where %llu expected", kid,
+                    (unsigned long long)ord, (unsigned long long)seen[cur_kind]);
+        seen[cur_kind] = ord + 1;
+        if (ord >= ki->count)
+            problem(&vs, "kind %u: entry ordinal %llu beyond count %llu", kid,
+                    (unsigned long long)ord, (unsigned long long)ki->count);
+        /* packed array */
+        if ((ord >> NHDB_CHUNK_SHIFT) != chunk_no) {
+            chunk_no = ord >> NHDB_CHUNK_SHIFT;
+            uint8_t kb[8];
+            nhdb_put_be32(kb, kid);
+            nhdb_put_be32(kb + 4, (uint32_t)chunk_no);
+            MDB_val pk = {8, kb}, pv;
+            uint64_t want = ki->count - (chunk_no << NHDB_CHUNK_SHIFT);
+            if (want > NHDB_CHUNK)
+                want = NHDB_CHUNK;
+            chunk = NULL;
+            if (mdb_get(txn, db->dbi_packed, &pk, &pv) == 0 && pv.mv_size == want * ki->hb)
+                chunk = pv.mv_data;
+            else
+                problem(&vs, "kind %u: packed chunk %llu missing or wrong size", kid,
+                        (unsigned long long)chunk_no);
+        }
+        if (chunk && memcmp(chunk + (ord & (NHDB_CHUNK - 1)) * ki->hb, r.hash, ki->hb) != 0)
+            problem(&vs, "kind %u: packed hash of ordinal %llu differs from its entry", kid,
+                    (unsigned long long)ord);
+        /* dedupe row */
+        uint8_t dk[NHDB_DEDUPE_KEY];
+        nhdb_dedupe_key(dk, kid, r.hash, ki->hb, r.source, strlen(r.source));
+        if (!has_pair(cd, dk, sizeof dk, r.id))
+            problem(&vs, "entry %016llx has no dedupe row", (unsigned long long)r.id);
+        /* MIH rows */
+        for (unsigned s = 0; s < ki->m; s++) {
+            unsigned len = nhdb_sub_len(ki->bits, ki->m, s);
+            uint8_t mk[NHDB_MIH_KEY_MAX];
+            size_t kl = nhdb_mih_key(mk, kid, s, len,
+                                     nhdb_sub_extract(r.hash, nhdb_sub_start(ki->bits, ki->m, s), len));
+            if (!has_pair(cm, mk, kl, r.id))
+                problem(&vs, "entry %016llx has no MIH row for substring %u",
+                        (unsigned long long)r.id, s);
+        }
+        want_mih += ki->m;
+        /* digest rows */
+        if (r.digest) {
+            want_digest++;
+            if (!has_pair(cg, r.digest, 16, r.id))
+                problem(&vs, "entry %016llx has no digest row", (unsigned long long)r.id);
+        }
+        if (ki->kind.type == NH_DB_KIND_DIGEST && !(r.digest && memcmp(r.digest, r.hash, 16) == 0)) {
+            want_digest++;
+            if (!has_pair(cg, r.hash, 16, r.id))
+                problem(&vs, "digest entry %016llx has no digest row", (unsigned long long)r.id);
+        }
+    }
+    if (rc != MDB_NOTFOUND) {
+        st = nhdb_mdb_error(err, rc, db->path, "walk entries");
+        goto cleanup;
+    }
+    uint64_t want_chunks = 0;
+    for (size_t i = 0; i < nk; i++) {
+        if (seen[i] != kinds[i].count)
+            problem(&vs, "kind %u: count %llu but %llu entries", kinds[i].id,
+                    (unsigned long long)kinds[i].count, (unsigned long long)seen[i]);
+        want_chunks += (kinds[i].count + NHDB_CHUNK - 1) >> NHDB_CHUNK_SHIFT;
+    }
+    if (table_rows(txn, db->dbi_dedupe) != n_entries)
+        problem(&vs, "dedupe table has %llu rows for %llu entries",
+                (unsigned long long)table_rows(txn, db->dbi_dedupe), (unsigned long long)n_entries);
+    if (table_rows(txn, db->dbi_mih) != want_mih)
+        problem(&vs, "MIH table has %llu rows, %llu expected",
+                (unsigned long long)table_rows(txn, db->dbi_mih), (unsigned long long)want_mih);
+    if (table_rows(txn, db->dbi_digest) != want_digest)
+        problem(&vs, "digest table has %llu rows, %llu expected",
+                (unsigned long long)table_rows(txn, db->dbi_digest), (unsigned long long)want_digest);
+    if (table_rows(txn, db->dbi_packed) != want_chunks)
+        problem(&vs, "packed table has %llu chunks, %llu expected",
+                (unsigned long long)table_rows(txn, db->dbi_packed), (unsigned long long)want_chunks);
+    if (vs.problems)
+        st = NH_ERR_FORMAT;
+    if (problems)
+        *problems = vs.problems;
+cleanup:
+    if (cg)
+        mdb_cursor_close(cg);
+    if (cm)
+        mdb_cursor_close(cm);
+    if (cd)
+        mdb_cursor_close(cd);
+    if (ce)
+        mdb_cursor_close(ce);
+    free(seen);
+    free(kinds);
+    mdb_txn_abort(txn);
+    return st;
+}

@@ -1,0 +1,174 @@
+/*
+ * libnhdb internals shared by db.c (storage, batches, verify) and db_query.c (reader, MIH).
+ * The on-disk layout is described in docs/nhdb.md; the codecs here are its only readers and
+ * writers.
+ */
+#ifndef NHDB_DB_INTERNAL_H
+#define NHDB_DB_INTERNAL_H
+
+#include <lmdb.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "nhdb/nhdb.h"
+
+#define NHDB_CHUNK_SHIFT 16
+#define NHDB_CHUNK (1u << NHDB_CHUNK_SHIFT) /* hashes per packed chunk */
+#define NHDB_ORD_BITS 40
+#define NHDB_ORD_MASK ((UINT64_C(1) << NHDB_ORD_BITS) - 1)
+#define NHDB_KIND_MAX ((1u << 24) - 1)
+#define NHDB_STR_MAX 65535u
+#define NHDB_REC_VERSION 1
+#define NHDB_KIND_REC_VERSION 1
+#define NHDB_KIND_REC_SIZE 24
+#define NHDB_REC_HEADER 48
+#define NHDB_MIH_KEY_MAX 9 /* kind(4) + substring index(1) + up to 4 value bytes */
+#define NHDB_DEDUPE_KEY 12 /* kind(4) + xxh3-64(hash, source)(8) */
+#define NHDB_FLAG_DIGEST 1u
+#define NHDB_FLAG_QUALITY 2u
+
+/* A kind as known inside one transaction. */
+typedef struct nhdb_kind_info {
+    uint32_t id;
+    nh_db_kind kind;
+    unsigned bits, hb, m; /* hash bits, hash bytes, MIH substrings (0 = none) */
+    uint64_t count;       /* entries == next ordinal */
+    int dirty;            /* record must be rewritten at commit */
+    /* reader side: packed chunk pointers into the map, loaded on first use */
+    const uint8_t **chunks;
+    size_t n_chunks;
+    int chunks_loaded;
+} nhdb_kind_info;
+
+struct nh_db {
+    MDB_env *env;
+    MDB_dbi dbi_meta, dbi_entries, dbi_dedupe, dbi_mih, dbi_packed, dbi_digest;
+    unsigned flags;
+    unsigned neural_m, pdq_m;
+    int live_readers;
+    char path[1024];
+
+    /* the open batch */
+    int in_batch;
+    struct nhdb_pending *pend;
+    size_t n_pend, cap_pend;
+    char *arena;
+    size_t arena_n, arena_cap;
+    uint8_t (*dset)[16]; /* open-addressing set of the batch's digests */
+    size_t dset_cap, dset_n;
+    int has_progress;
+    char progress_job[401];
+    uint8_t *progress_val;
+    size_t progress_n;
+};
+
+typedef struct nhdb_pending {
+    nh_db_kind kind;
+    uint8_t hash[NH_DB_HASH_MAX];
+    uint8_t digest[NH_DB_DIGEST_BYTES];
+    int has_digest;
+    int quality;
+    int64_t added;
+    size_t src_off, src_len, lab_off, lab_len, note_off, note_len;
+} nhdb_pending;
+
+/* ---- byte order helpers ---- */
+static inline void nhdb_put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+static inline uint32_t nhdb_get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline void nhdb_put_be64(uint8_t *p, uint64_t v)
+{
+    nhdb_put_be32(p, (uint32_t)(v >> 32));
+    nhdb_put_be32(p + 4, (uint32_t)v);
+}
+static inline uint64_t nhdb_get_be64(const uint8_t *p)
+{
+    return (uint64_t)nhdb_get_be32(p) << 32 | nhdb_get_be32(p + 4);
+}
+static inline void nhdb_put_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static inline uint16_t nhdb_get_le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+static inline void nhdb_put_le32(uint8_t *p, uint32_t v)
+{
+    nhdb_put_le16(p, (uint16_t)v);
+    nhdb_put_le16(p + 2, (uint16_t)(v >> 16));
+}
+static inline uint32_t nhdb_get_le32(const uint8_t *p)
+{
+    return (uint32_t)nhdb_get_le16(p) | (uint32_t)nhdb_get_le16(p + 2) << 16;
+}
+static inline void nhdb_put_le64(uint8_t *p, uint64_t v)
+{
+    nhdb_put_le32(p, (uint32_t)v);
+    nhdb_put_le32(p + 4, (uint32_t)(v >> 32));
+}
+static inline uint64_t nhdb_get_le64(const uint8_t *p)
+{
+    return (uint64_t)nhdb_get_le32(p) | (uint64_t)nhdb_get_le32(p + 4) << 32;
+}
+
+/* Substring k of m over a bits-bit hash covers bits [k*bits/m, (k+1)*bits/m). */
+static inline unsigned nhdb_sub_start(unsigned bits, unsigned m, unsigned k)
+{
+    return k * bits / m;
+}
+static inline unsigned nhdb_sub_len(unsigned bits, unsigned m, unsigned k)
+{
+    return (k + 1) * bits / m - k * bits / m;
+}
+/* The len (<= 32) bits from bit start (0 = MSB of byte 0) as an integer. */
+static inline uint32_t nhdb_sub_extract(const uint8_t *h, unsigned start, unsigned len)
+{
+    unsigned b0 = start >> 3, b1 = (start + len - 1) >> 3;
+    uint64_t acc = 0;
+    for (unsigned i = b0; i <= b1; i++)
+        acc = acc << 8 | h[i];
+    unsigned tail = 7 - ((start + len - 1) & 7);
+    acc >>= tail;
+    return (uint32_t)(acc & ((len == 32) ? 0xffffffffu : ((UINT64_C(1) << len) - 1)));
+}
+/* MIH key: kind id (BE32), substring index, value in ceil(len/8) BE bytes. Returns length. */
+static inline size_t nhdb_mih_key(uint8_t *key, uint32_t kind_id, unsigned k, unsigned len,
+                                  uint32_t v)
+{
+    nhdb_put_be32(key, kind_id);
+    key[4] = (uint8_t)k;
+    unsigned nb = (len + 7) / 8;
+    for (unsigned i = 0; i < nb; i++)
+        key[5 + i] = (uint8_t)(v >> (8 * (nb - 1 - i)));
+    return 5 + nb;
+}
+
+/* ---- record codecs ---- */
+size_t nhdb_rec_size(unsigned hb, size_t src, size_t lab, size_t note);
+nh_status nhdb_rec_decode(const MDB_val *key, const MDB_val *val, nh_db_record *out);
+void nhdb_kind_encode(const nhdb_kind_info *k, uint8_t out[NHDB_KIND_REC_SIZE]);
+nh_status nhdb_kind_decode(uint32_t id, const MDB_val *val, nhdb_kind_info *out);
+
+/* Load every kind of txn into a malloc'd array (*out, *n). */
+nh_status nhdb_kinds_load(nh_db *db, MDB_txn *txn, nhdb_kind_info **out, size_t *n,
+                          nh_error *err);
+/* MDB error to nh_error. */
+nh_status nhdb_mdb_error(nh_error *err, int rc, const char *path, const char *what);
+/* Begin a transaction, adopting a map grown by another process. */
+int nhdb_txn_begin(nh_db *db, unsigned flags, MDB_txn **txn);
+unsigned nhdb_default_m(const nh_db *db, nh_db_kind_type type);
+/* Dedupe key of (kind, hash, source). */
+void nhdb_dedupe_key(uint8_t key[NHDB_DEDUPE_KEY], uint32_t kind_id, const uint8_t *hash,
+                     unsigned hb, const char *src, size_t src_len);
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * nhdb text formats, read and written by the nhdb CLI (docs/nhdb.md, "Text formats"):
+ *
+ *   neural  one 24-hex-digit NeuralHash per line, optionally followed by whitespace and a path
+ *           (nnhash.py output); the model fingerprint comes from the command line.
+ *   pdq     hash,quality,filename as Meta's pdq-photo-hasher writes it (64 hex digits).
+ *   jsonl   one JSON object per line: kind, model, hash, digest, quality, source, label, note,
+ *           added.
+ *   csv     RFC 4180 with the header kind,model,hash,digest,quality,source,label,note,added;
+ *           quoted fields may span lines.
+ * Blank lines and lines starting with '#' are skipped in neural and pdq lists.
+ */
+#ifndef NHDB_TEXT_H
+#define NHDB_TEXT_H
+
+#include <stdio.h>
+
+#include "nhdb/nhdb.h"
+
+typedef enum nhdb_fmt {
+    NHDB_FMT_AUTO = 0,
+    NHDB_FMT_NEURAL,
+    NHDB_FMT_PDQ,
+    NHDB_FMT_JSONL,
+    NHDB_FMT_CSV,
+} nhdb_fmt;
+
+nh_status nhdb_fmt_parse(const char *name, nhdb_fmt *out);
+const char *nhdb_fmt_name(nhdb_fmt fmt);
+
+/* One parsed record. Owns its string buffers; reuse it across lines, free with
+ * nhdb_parsed_free. entry's pointers point into it. */
+typedef struct nhdb_parsed {
+    nh_db_entry entry;
+    int skip; /* blank, comment or header line */
+    uint8_t hash[NH_DB_HASH_MAX], digest[16];
+    char *source, *label, *note;
+    size_t source_cap, label_cap, note_cap;
+} nhdb_parsed;
+
+void nhdb_parsed_free(nhdb_parsed *p);
+
+/*
+ * Read one record (a line; for CSV a quoted field may continue on further lines) into *buf
+ * (realloc'd, NUL-terminated, newline stripped). *lines receives how many lines it spanned.
+ * Returns 1 on a record, 0 at end of file, -1 on an error (errno set).
+ */
+int nhdb_text_read(FILE *f, nhdb_fmt fmt, char **buf, size_t *cap, size_t *lines);
+
+/* Guess the format of a first non-blank line; NHDB_FMT_AUTO when unknown. */
+nhdb_fmt nhdb_text_sniff(const char *line);
+
+/*
+ * Parse one record. neural_model is the model fingerprint for the neural format (NULL: all
+ * zero). On NH_ERR_INVALID, msg (cap bytes) says what is wrong, without the line number.
+ */
+nh_status nhdb_text_parse(nhdb_fmt fmt, const char *line, const uint8_t *neural_model,
+                          nhdb_parsed *out, char *msg, size_t cap);
+
+/* Write one record in fmt (the CSV header is separate). Returns 0 or -1 on a write error. */
+int nhdb_text_write(FILE *f, nhdb_fmt fmt, const nh_db_record *r);
+int nhdb_text_csv_header(FILE *f);
+/* JSON string literal of s (with quotes). */
+void nhdb_json_string(FILE *f, const char *s);
+
+#endif
