@@ -1,0 +1,27 @@
+# nhbench-db: nhdb build and query benchmark. The FAISS peers (IndexBinaryFlat,
+# IndexBinaryMultiHash) are compiled in only when Debian's libfaiss-dev is installed; FAISS
+# is C++, so CXX is enabled here and nowhere else.
+add_executable(nhbench-db ${CMAKE_CURRENT_LIST_DIR}/bench_nhdb.c)
+target_link_libraries(nhbench-db PRIVATE nh_flags nh_db nh_core)
+
+option(NH_BENCH_FAISS "Compare nhdb with FAISS in nhbench-db when libfaiss-dev is found" ON)
+if(NH_BENCH_FAISS AND EXISTS /usr/include/faiss/IndexBinaryHash.h)
+  include(CheckLanguage)
+  check_language(CXX)
+  if(CMAKE_CXX_COMPILER)
+    enable_language(CXX)
+    find_package(OpenMP QUIET COMPONENTS CXX)
+    find_package(faiss QUIET)
+  endif()
+endif()
+if(NH_BENCH_FAISS AND faiss_FOUND AND OpenMP_CXX_FOUND)
+  message(STATUS "nhbench-db: comparing with FAISS ${faiss_VERSION}")
+  add_library(nh_bench_faiss STATIC ${CMAKE_CURRENT_LIST_DIR}/bench_nhdb_faiss.cpp)
+  target_link_libraries(nh_bench_faiss PRIVATE faiss OpenMP::OpenMP_CXX)
+  target_compile_features(nh_bench_faiss PRIVATE cxx_std_17)
+  target_link_libraries(nhbench-db PRIVATE nh_bench_faiss faiss OpenMP::OpenMP_CXX)
+  target_compile_definitions(nhbench-db PRIVATE NH_BENCH_FAISS)
+  set_target_properties(nhbench-db PROPERTIES LINKER_LANGUAGE CXX)
+else()
+  message(STATUS "nhbench-db: FAISS not found (apt-get install libfaiss-dev), peers skipped")
+endif()
