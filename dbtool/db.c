@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "db_internal.h"
+#define TR(name) do { if (getenv("NHDB_TRACE")) { double _t = nh_time_now(); fprintf(stderr, "%-12s %.3f\n", name, _t - tr0); tr0 = _t; } } while (0)
 
 #define NHDB_DEFAULT_MAPSIZE ((size_t)64 << 20)
 
@@ -809,6 +810,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
     size_t n = db->n_pend;
     uint64_t n_added = 0, n_skipped = 0;
 
+    double tr0 = nh_time_now();
     CHECK(nhdb_txn_begin(db, 0, &txn), "begin write");
     if (nhdb_kinds_load(db, txn, &kinds, &nk, err)) {
         mdb_txn_abort(txn);
@@ -842,6 +844,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         cc->kind_of[i] = (uint32_t)(k - kinds);
     }
 
+    TR("kinds");
     /* Dedupe: sort by (kind, key hash, batch index), compare groups with the table. */
     for (size_t i = 0; i < n; i++) {
         const nhdb_pending *p = &db->pend[i];
@@ -853,6 +856,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
     }
     radix_sort(cc->items, cc->tmp, n, 0, 0, 7);
     radix_sort(cc->items, cc->tmp, n, 1, 5, 7);
+    TR("dsort");
     CHECK(mdb_cursor_open(txn, db->dbi_dedupe, &cur), "dedupe cursor");
     for (size_t i = 0; i < n; i++)
         cc->ids[i] = 0;
@@ -903,6 +907,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         }
         g = e;
     }
+    TR("dlookup");
     /* Assign ids in batch order. */
     for (size_t i = 0; i < n; i++) {
         if (cc->ids[i] == UINT64_MAX) {
@@ -932,6 +937,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
             CHECK(put_sorted(cur, &k, &v, &app, &last), "dedupe put");
         }
     }
+    TR("dput");
     mdb_cursor_close(cur);
     cur = NULL;
 
@@ -973,6 +979,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         cur = NULL;
     }
 
+    TR("entries");
     /* Packed arrays: append each kind's new hashes to its chunks. */
     for (size_t ki = 0; ki < nk; ki++) {
         nhdb_kind_info *k = &kinds[ki];
@@ -1017,6 +1024,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         }
     }
 
+    TR("packed");
     /* MIH rows: (kind, substring, value) -> id, sorted. */
     {
         size_t ni = 0;
@@ -1070,6 +1078,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         cur = NULL;
     }
 
+    TR("mih");
     /* Digest rows: the digest of any entry, and the hash of digest-kind entries. */
     {
         size_t nd = 0;
@@ -1099,6 +1108,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         cur = NULL;
     }
 
+    TR("digest");
     /* Kind records (the per-kind counts) and the progress record. */
     for (size_t ki = 0; ki < nk; ki++) {
         if (!kinds[ki].dirty)
@@ -1130,6 +1140,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         where = "commit";
         goto fail;
     }
+    TR("commit");
     free(kinds);
     *added = n_added;
     *skipped = n_skipped;
@@ -1164,6 +1175,32 @@ nh_status nh_db_batch_commit(nh_db *db, uint64_t *added, uint64_t *skipped, nh_e
     if (!cc.items || !cc.tmp || !cc.ids || !cc.kind_of || !cc.chunk_buf || !cc.digs) {
         st = nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "commit buffers");
         goto cleanup;
+    }
+    /* Grow the map ahead of a large batch rather than fail and retry it. */
+    if (!db->live_readers && n) {
+        size_t est = 0;
+        for (size_t i = 0; i < n; i++) {
+            const nhdb_pending *p = &db->pend[i];
+            unsigned hb = nh_db_kind_bits(p->kind.type) / 8;
+            est += nhdb_rec_size(hb, p->src_len, p->lab_len, p->note_len) + 48 + hb +
+                   40 * (size_t)nhdb_default_m(db, p->kind.type) + (p->has_digest ? 40 : 0);
+        }
+        est *= 2; /* half-full pages after splits, copy-on-write */
+        MDB_envinfo info;
+        MDB_stat es;
+        mdb_env_info(db->env, &info);
+        mdb_env_stat(db->env, &es);
+        size_t used = (size_t)(info.me_last_pgno + 1) * es.ms_psize;
+        if (used + est > info.me_mapsize) {
+            size_t want = info.me_mapsize;
+            while (want < used + est)
+                want += want < ((size_t)1 << 30) ? want : ((size_t)1 << 30);
+            int rc = mdb_env_set_mapsize(db->env, want);
+            if (rc) {
+                st = nhdb_mdb_error(err, rc, db->path, "grow map");
+                goto cleanup;
+            }
+        }
     }
     for (;;) {
         int rc = commit_attempt(db, &cc, &a, &s, err);

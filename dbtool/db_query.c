@@ -27,6 +27,8 @@ struct nh_db_reader {
     nh_db_match *res;
     size_t n_res, cap_res;
     nh_db_query_info info;
+    uint32_t *probe; /* substring values to probe */
+    size_t cap_probe;
 };
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
@@ -118,6 +120,7 @@ void nh_db_reader_destroy(nh_db_reader *rd)
     reader_release(rd);
     rd->db->live_readers--;
     free(rd->res);
+    free(rd->probe);
     free(rd);
 }
 
@@ -439,11 +442,59 @@ static double cost_scan(const nhdb_kind_info *k)
     return (double)k->count * k->hb * COST_SCAN_BYTE;
 }
 
+static int u32_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Look up one substring value and verify its ids. 0, 1 (budget spent), -1 (memory), MDB rc. */
+NHDB_HOT static int mih_probe(nh_db_reader *rd, const nhdb_kind_info *k, const uint8_t *q,
+                              unsigned r, unsigned s, const int *rad, const unsigned *st,
+                              const unsigned *len, const uint32_t *qs, uint32_t val,
+                              uint64_t budget)
+{
+    unsigned hb = k->hb;
+    uint8_t kb[NHDB_MIH_KEY_MAX];
+    size_t kl = nhdb_mih_key(kb, k->id, s, len[s], val);
+    MDB_val key = {kl, kb}, v;
+    rd->info.probes++;
+    int rc = mdb_cursor_get(rd->mih, &key, &v, MDB_SET_KEY);
+    if (rc == 0)
+        rc = mdb_cursor_get(rd->mih, &key, &v, MDB_GET_MULTIPLE);
+    while (rc == 0) {
+        const uint8_t *ids = v.mv_data;
+        size_t nid = v.mv_size / 8;
+        rd->info.candidates += nid;
+        if (rd->info.candidates > budget)
+            return 1;
+        for (size_t j = 0; j < nid; j++) {
+            uint64_t id = nhdb_get_be64(ids + 8 * j);
+            uint64_t ord = id & NHDB_ORD_MASK;
+            if (ord >= k->count)
+                return MDB_CORRUPTED;
+            const uint8_t *h = k->chunks[ord >> NHDB_CHUNK_SHIFT] + (ord & (NHDB_CHUNK - 1)) * hb;
+            unsigned d = hdist(h, q, hb);
+            if (d > r)
+                continue;
+            int seen = 0;
+            for (unsigned t = 0; t < s && !seen; t++)
+                if (rad[t] >= 0 &&
+                    __builtin_popcount(nhdb_sub_extract(h, st[t], len[t]) ^ qs[t]) <= rad[t])
+                    seen = 1;
+            if (!seen && res_push(rd, id, d))
+                return -1;
+        }
+        rc = mdb_cursor_get(rd->mih, &key, &v, MDB_NEXT_MULTIPLE);
+    }
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 /* Returns 0, 1 when the candidate budget ran out, -1 on allocation failure, or an MDB rc. */
 NHDB_HOT static int mih_radius(nh_db_reader *rd, const nhdb_kind_info *k, const uint8_t *q,
                                unsigned r, uint64_t budget)
 {
-    unsigned m = k->m, hb = k->hb;
+    unsigned m = k->m;
     int rad[64];
     unsigned st[64], len[64];
     uint32_t qs[64];
@@ -456,45 +507,50 @@ NHDB_HOT static int mih_radius(nh_db_reader *rd, const nhdb_kind_info *k, const 
     for (unsigned s = 0; s < m; s++) {
         if (rad[s] < 0)
             continue;
+        /* The substring values to probe, in key order where few enough: LMDB resolves a key
+         * on the cursor's current leaf page without descending from the root. */
+        size_t np = 0;
+        int sorted = getenv("NHDB_NOSORT") == NULL;
         uint64_t lim = UINT64_C(1) << len[s];
         for (int i = 0; i <= rad[s] && i <= (int)len[s]; i++) {
             uint64_t mask = i == 0 ? 0 : (UINT64_C(1) << i) - 1;
             while (mask < lim) {
-                uint8_t kb[NHDB_MIH_KEY_MAX];
-                size_t kl = nhdb_mih_key(kb, k->id, s, len[s], qs[s] ^ (uint32_t)mask);
-                MDB_val key = {kl, kb}, v;
-                rd->info.probes++;
-                int rc = mdb_cursor_get(rd->mih, &key, &v, MDB_SET_KEY);
-                if (rc == 0)
-                    rc = mdb_cursor_get(rd->mih, &key, &v, MDB_GET_MULTIPLE);
-                while (rc == 0) {
-                    const uint8_t *ids = v.mv_data;
-                    size_t nid = v.mv_size / 8;
-                    rd->info.candidates += nid;
-                    if (rd->info.candidates > budget)
-                        return 1;
-                    for (size_t j = 0; j < nid; j++) {
-                        uint64_t id = nhdb_get_be64(ids + 8 * j);
-                        uint64_t ord = id & NHDB_ORD_MASK;
-                        if (ord >= k->count)
-                            return MDB_CORRUPTED;
-                        const uint8_t *h =
-                            k->chunks[ord >> NHDB_CHUNK_SHIFT] + (ord & (NHDB_CHUNK - 1)) * hb;
-                        unsigned d = hdist(h, q, hb);
-                        if (d > r)
-                            continue;
-                        int seen = 0;
-                        for (unsigned t = 0; t < s && !seen; t++)
-                            if (rad[t] >= 0 &&
-                                __builtin_popcount(nhdb_sub_extract(h, st[t], len[t]) ^ qs[t]) <=
-                                    rad[t])
-                                seen = 1;
-                        if (!seen && res_push(rd, id, d))
-                            return -1;
+                if (np == rd->cap_probe) {
+                    if (rd->cap_probe >= ((size_t)1 << 16)) {
+                        sorted = 0;
+                        break;
                     }
-                    rc = mdb_cursor_get(rd->mih, &key, &v, MDB_NEXT_MULTIPLE);
+                    size_t cap = rd->cap_probe ? rd->cap_probe * 2 : 4096;
+                    uint32_t *nv = realloc(rd->probe, cap * sizeof *nv);
+                    if (!nv)
+                        return -1;
+                    rd->probe = nv;
+                    rd->cap_probe = cap;
                 }
-                if (rc != MDB_NOTFOUND)
+                rd->probe[np++] = qs[s] ^ (uint32_t)mask;
+                if (i == 0)
+                    break;
+                uint64_t c = mask & (~mask + 1), nx = mask + c;
+                mask = (((nx ^ mask) >> 2) / c) | nx;
+            }
+            if (!sorted)
+                break;
+        }
+        if (sorted) {
+            qsort(rd->probe, np, sizeof *rd->probe, u32_cmp);
+            for (size_t pi = 0; pi < np; pi++) {
+                int rc = mih_probe(rd, k, q, r, s, rad, st, len, qs, rd->probe[pi], budget);
+                if (rc)
+                    return rc;
+            }
+            continue;
+        }
+        for (int i = 0; i <= rad[s] && i <= (int)len[s]; i++) {
+            uint64_t mask = i == 0 ? 0 : (UINT64_C(1) << i) - 1;
+            while (mask < lim) {
+                int rc = mih_probe(rd, k, q, r, s, rad, st, len, qs, qs[s] ^ (uint32_t)mask,
+                                   budget);
+                if (rc)
                     return rc;
                 if (i == 0)
                     break;
