@@ -1,0 +1,850 @@
+/*
+ * nhdb: multi-index search against brute force, dedupe, map growth, text round trips through
+ * the nhdb CLI, merge, malformed input, and SIGKILL during imports. Every test works in its
+ * own temporary directory. Brute force here is nh_hamming over the test's own copy of the
+ * hashes; lmdb-utils' mdb_stat is the independent check of table row counts.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+
+#include "nhdb/nhdb.h"
+
+#ifndef NHDB_EXE
+#error "NHDB_EXE must name the nhdb binary"
+#endif
+
+static uint64_t rng = 0x243f6a8885a308d3u;
+static uint64_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+typedef struct tdir {
+    char path[256];
+} tdir;
+
+static void tdir_make(tdir *t)
+{
+    snprintf(t->path, sizeof t->path, "/tmp/nhdb-test-XXXXXX");
+    assert_non_null(mkdtemp(t->path));
+}
+
+static void tdir_remove(tdir *t)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", t->path);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void path_in(char *out, size_t n, const tdir *t, const char *name)
+{
+    snprintf(out, n, "%s/%s", t->path, name);
+}
+
+/* Run nhdb with args (NULL-terminated); stdout/stderr to files (NULL: /dev/null). Returns the
+ * exit status, or 128+signal. */
+static int run_nhdb(const char *out, const char *errf, ...)
+{
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = NHDB_EXE;
+    va_list ap;
+    va_start(ap, errf);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL && n < 31)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fo = open(out ? out : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fe = open(errf ? errf : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fo < 0 || fe < 0)
+            _exit(127);
+        dup2(fo, 1);
+        dup2(fe, 2);
+        execv(NHDB_EXE, (char *const *)argv);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)len + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
+    buf[len] = '\0';
+    fclose(f);
+    if (n)
+        *n = (size_t)len;
+    return buf;
+}
+
+static void assert_files_equal(const char *a, const char *b)
+{
+    size_t na, nb;
+    char *x = slurp(a, &na), *y = slurp(b, &nb);
+    if (na != nb || memcmp(x, y, na) != 0)
+        fail_msg("%s and %s differ", a, b);
+    free(x);
+    free(y);
+}
+
+static uint64_t db_count(const char *path)
+{
+    nh_error err = {0};
+    nh_db *db = NULL;
+    nh_db_stats s;
+    if (nh_db_open(path, NH_DB_OPEN_READONLY, NULL, &db, &err))
+        fail_msg("open %s: %s", path, err.msg);
+    assert_int_equal(nh_db_stats_get(db, &s, &err), NH_OK);
+    nh_db_close(db);
+    return s.entries;
+}
+
+static void assert_verified(const char *path)
+{
+    nh_error err = {0};
+    nh_db *db = NULL;
+    uint64_t problems = 1;
+    if (nh_db_open(path, NH_DB_OPEN_READONLY, NULL, &db, &err))
+        fail_msg("open %s: %s", path, err.msg);
+    if (nh_db_verify(db, &problems, &err))
+        fail_msg("verify %s: %s", path, err.msg);
+    assert_int_equal(problems, 0);
+    nh_db_close(db);
+}
+
+/* Rows of one table according to mdb_stat (lmdb-utils), -1 if it cannot be read. */
+static long mdb_stat_rows(const char *dir, const char *table)
+{
+    char cmd[512], line[256];
+    snprintf(cmd, sizeof cmd, "mdb_stat -s %s '%s' 2>/dev/null", table, dir);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    long rows = -1;
+    while (fgets(line, sizeof line, p))
+        if (sscanf(line, " Entries: %ld", &rows) == 1)
+            break;
+    pclose(p);
+    return rows;
+}
+
+/* ---- search against brute force ---- */
+
+typedef struct hashset {
+    unsigned hb;
+    size_t n;
+    uint8_t *h; /* n x hb */
+} hashset;
+
+static void gen_set(hashset *s, unsigned hb, size_t n, int clustered)
+{
+    s->hb = hb;
+    s->n = n;
+    s->h = malloc(n * hb);
+    assert_non_null(s->h);
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c[32];
+        for (unsigned b = 0; b < hb; b++)
+            c[b] = (uint8_t)rnd();
+        unsigned members = clustered ? 1 + (unsigned)(rnd() % 12) : 1;
+        for (unsigned j = 0; j < members && i < n; j++, i++) {
+            memcpy(s->h + i * hb, c, hb);
+            unsigned flips = clustered ? (unsigned)(rnd() % 9) : 0;
+            for (unsigned f = 0; f < flips; f++) {
+                unsigned bit = (unsigned)(rnd() % (hb * 8));
+                s->h[i * hb + bit / 8] ^= (uint8_t)(0x80 >> (bit % 8));
+            }
+        }
+    }
+}
+
+static void fill_db(nh_db *db, const nh_db_kind *kind, const hashset *s, size_t batch)
+{
+    nh_error err = {0};
+    char src[32];
+    for (size_t i = 0; i < s->n; i += batch) {
+        assert_int_equal(nh_db_batch_begin(db, &err), NH_OK);
+        for (size_t j = i; j < s->n && j < i + batch; j++) {
+            snprintf(src, sizeof src, "src/%zu", j);
+            nh_db_entry e = {.kind = *kind, .hash = s->h + j * s->hb, .quality = -1,
+                             .source = src};
+            assert_int_equal(nh_db_add(db, &e, &err), NH_OK);
+        }
+        uint64_t a = 0, k = 0;
+        if (nh_db_batch_commit(db, &a, &k, &err))
+            fail_msg("commit: %s", err.msg);
+    }
+}
+
+static int match_cmp(const void *a, const void *b)
+{
+    const nh_db_match *x = a, *y = b;
+    if (x->distance != y->distance)
+        return x->distance < y->distance ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Brute force: all (ordinal, distance) within r, sorted as nh_db_query sorts. Entry ids are
+ * kind << 40 | insertion ordinal, so the expected ids follow from the insertion order. */
+static size_t brute(const hashset *s, const uint8_t *q, unsigned r, uint64_t base,
+                    nh_db_match *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        unsigned d = nh_hamming(s->h + i * s->hb, q, s->hb);
+        if (d <= r) {
+            out[n].id = base | i;
+            out[n].distance = d;
+            n++;
+        }
+    }
+    qsort(out, n, sizeof *out, match_cmp);
+    return n;
+}
+
+static void make_query(uint8_t *q, const hashset *s, int near)
+{
+    if (near) {
+        memcpy(q, s->h + (rnd() % s->n) * s->hb, s->hb);
+        unsigned flips = (unsigned)(rnd() % 6);
+        for (unsigned f = 0; f < flips; f++) {
+            unsigned bit = (unsigned)(rnd() % (s->hb * 8));
+            q[bit / 8] ^= (uint8_t)(0x80 >> (bit % 8));
+        }
+    } else {
+        for (unsigned b = 0; b < s->hb; b++)
+            q[b] = (uint8_t)rnd();
+    }
+}
+
+static void check_search(const nh_db_create_opts *o, nh_db_kind_type type, size_t n, int clustered,
+                         unsigned nq, unsigned mih_max_radius, unsigned step)
+{
+    tdir t;
+    tdir_make(&t);
+    nh_error err = {0};
+    nh_db *db = NULL;
+    nh_db_reader *rd = NULL;
+    unsigned bits = nh_db_kind_bits(type), hb = bits / 8;
+    hashset s;
+    gen_set(&s, hb, n, clustered);
+    nh_db_kind kind = {.type = type};
+    if (type == NH_DB_KIND_NEURAL)
+        memcpy(kind.model, "modelfp!", 8);
+    assert_int_equal(nh_db_open(t.path, NH_DB_OPEN_CREATE | NH_DB_OPEN_NOSYNC, o, &db, &err), NH_OK);
+    fill_db(db, &kind, &s, n / 3 + 1); /* several batches: appends and inserts */
+    assert_int_equal(nh_db_reader_create(db, &rd, &err), NH_OK);
+    nh_db_match *want = malloc(n * sizeof *want);
+    assert_non_null(want);
+    uint64_t base = (uint64_t)1 << 40; /* the first kind has id 1 */
+    for (unsigned qi = 0; qi < nq; qi++) {
+        uint8_t q[32];
+        make_query(q, &s, qi % 3 != 2);
+        for (unsigned r = 0; r <= bits; r += (r < 24 ? 1 : step)) {
+            size_t nw = brute(&s, q, r, base, want);
+            static const nh_db_method methods[] = {NH_DB_METHOD_AUTO, NH_DB_METHOD_LINEAR,
+                                                   NH_DB_METHOD_MIH};
+            for (int mi = 0; mi < 3; mi++) {
+                if (methods[mi] == NH_DB_METHOD_MIH && r > mih_max_radius)
+                    continue;
+                nh_db_query_opts qo = {.radius = r, .method = methods[mi]};
+                const nh_db_match *got;
+                size_t ng;
+                assert_int_equal(nh_db_query(rd, &kind, q, &qo, &got, &ng, &err), NH_OK);
+                if (ng != nw)
+                    fail_msg("%u-bit r=%u method %d: %zu matches, brute force %zu", bits, r,
+                             methods[mi], ng, nw);
+                for (size_t i = 0; i < ng; i++)
+                    if (got[i].id != want[i].id || got[i].distance != want[i].distance)
+                        fail_msg("%u-bit r=%u method %d: match %zu differs", bits, r,
+                                 methods[mi], i);
+            }
+        }
+        /* k nearest: the first k of the brute-force order */
+        static const unsigned ks[] = {1, 5, 50};
+        size_t nw = brute(&s, q, bits, base, want);
+        for (int ki = 0; ki < 3; ki++)
+            for (int mi = 0; mi < 2; mi++) {
+                nh_db_query_opts qo = {.k = ks[ki],
+                                       .method = mi ? NH_DB_METHOD_LINEAR : NH_DB_METHOD_AUTO};
+                const nh_db_match *got;
+                size_t ng;
+                assert_int_equal(nh_db_query(rd, &kind, q, &qo, &got, &ng, &err), NH_OK);
+                assert_int_equal(ng, ks[ki] < nw ? ks[ki] : nw);
+                for (size_t i = 0; i < ng; i++) {
+                    assert_int_equal(got[i].distance, want[i].distance);
+                    assert_int_equal(got[i].id, want[i].id);
+                }
+            }
+    }
+    free(want);
+    free(s.h);
+    nh_db_reader_destroy(rd);
+    assert_verified(t.path);
+    nh_db_close(db);
+    tdir_remove(&t);
+}
+
+static void test_mih_random_96(void **state)
+{
+    (void)state;
+    check_search(NULL, NH_DB_KIND_NEURAL, 20000, 0, 12, 15, 1);
+}
+
+static void test_mih_clustered_96(void **state)
+{
+    (void)state;
+    check_search(NULL, NH_DB_KIND_NEURAL, 20000, 1, 12, 15, 1);
+}
+
+/* Five substrings of 96 bits: unequal lengths (19 and 20 bits). */
+static void test_mih_clustered_96_m5(void **state)
+{
+    (void)state;
+    nh_db_create_opts o = {.neural_substrings = 5};
+    check_search(&o, NH_DB_KIND_NEURAL, 15000, 1, 8, 19, 1);
+}
+
+static void test_mih_clustered_256(void **state)
+{
+    (void)state;
+    check_search(NULL, NH_DB_KIND_PDQ, 8000, 1, 8, 47, 3);
+}
+
+static void test_mih_random_256_m12(void **state)
+{
+    (void)state;
+    nh_db_create_opts o = {.pdq_substrings = 12}; /* 21- and 22-bit substrings */
+    check_search(&o, NH_DB_KIND_PDQ, 6000, 0, 6, 35, 5);
+}
+
+/* ---- dedupe, digests, kinds, growth ---- */
+
+static void test_dedupe_and_digest(void **state)
+{
+    (void)state;
+    tdir t;
+    tdir_make(&t);
+    nh_error err = {0};
+    nh_db *db = NULL;
+    nh_db_create_opts o = {.initial_mapsize = 256 << 10}; /* forces the map to grow */
+    assert_int_equal(nh_db_open(t.path, NH_DB_OPEN_CREATE, &o, &db, &err), NH_OK);
+    nh_db_kind neural = {.type = NH_DB_KIND_NEURAL}, other = {.type = NH_DB_KIND_NEURAL};
+    memcpy(neural.model, "\x11\x22\x33\x44\x55\x66\x77\x88", 8);
+    memcpy(other.model, "\x99\x22\x33\x44\x55\x66\x77\x88", 8);
+    nh_db_kind pdq = {.type = NH_DB_KIND_PDQ}, dig = {.type = NH_DB_KIND_DIGEST};
+    uint8_t h[32], d[16];
+    for (int round = 0; round < 2; round++) {
+        rng = 42;
+        assert_int_equal(nh_db_batch_begin(db, &err), NH_OK);
+        for (int i = 0; i < 3000; i++) {
+            for (int b = 0; b < 32; b++)
+                h[b] = (uint8_t)rnd();
+            for (int b = 0; b < 16; b++)
+                d[b] = (uint8_t)rnd();
+            char src[32];
+            snprintf(src, sizeof src, "/data/%d.jpg", i);
+            nh_db_entry e = {.kind = neural, .hash = h, .digest = d, .quality = -1,
+                             .source = src, .label = "csam", .note = "n"};
+            assert_int_equal(nh_db_add(db, &e, &err), NH_OK);
+            assert_int_equal(nh_db_add(db, &e, &err), NH_OK); /* same batch: once */
+            e.kind = other; /* another model: another kind */
+            assert_int_equal(nh_db_add(db, &e, &err), NH_OK);
+            e.kind = pdq;
+            e.quality = 90;
+            assert_int_equal(nh_db_add(db, &e, &err), NH_OK);
+            e.kind = dig;
+            e.quality = -1;
+            e.hash = d;
+            assert_int_equal(nh_db_add(db, &e, &err), NH_OK);
+            e.source = "elsewhere"; /* another source: a new entry */
+            e.kind = neural;
+            e.hash = h;
+            assert_int_equal(nh_db_add(db, &e, &err), NH_OK);
+        }
+        int present = 0;
+        assert_int_equal(nh_db_has_digest(db, d, &present, &err), NH_OK);
+        assert_true(present); /* seen in the open batch */
+        uint64_t a = 0, s = 0;
+        if (nh_db_batch_commit(db, &a, &s, &err))
+            fail_msg("commit: %s", err.msg);
+        assert_int_equal(a, round == 0 ? 15000 : 0);
+        assert_int_equal(s, round == 0 ? 3000 : 18000);
+    }
+    int present = 1;
+    assert_int_equal(nh_db_has_digest(db, d, &present, &err), NH_OK);
+    assert_true(present);
+    uint8_t absent[16] = {1, 2, 3};
+    assert_int_equal(nh_db_has_digest(db, absent, &present, &err), NH_OK);
+    assert_false(present);
+    nh_db_stats st;
+    assert_int_equal(nh_db_stats_get(db, &st, &err), NH_OK);
+    assert_int_equal(st.entries, 15000);
+    assert_int_equal(st.n_kinds, 4);
+    assert_true(st.mapsize > (256u << 10));
+    /* digest rows: 4 entries carry d, the digest entry's hash is d too (one row) */
+    assert_int_equal(st.digests, 3000 * 5);
+
+    /* an exact digest query finds only the digest kind's entry */
+    nh_db_reader *rd = NULL;
+    assert_int_equal(nh_db_reader_create(db, &rd, &err), NH_OK);
+    nh_db_query_opts qo = {0};
+    const nh_db_match *m;
+    size_t n;
+    assert_int_equal(nh_db_query(rd, &dig, d, &qo, &m, &n, &err), NH_OK);
+    assert_int_equal(n, 1);
+    nh_db_record rec;
+    assert_int_equal(nh_db_reader_get(rd, m[0].id, &rec, &err), NH_OK);
+    assert_int_equal(rec.kind.type, NH_DB_KIND_DIGEST);
+    assert_string_equal(rec.source, "/data/2999.jpg");
+    assert_string_equal(rec.label, "csam");
+    /* a reader of this process blocks remapping: a commit that needs more map fails cleanly */
+    assert_int_equal(nh_db_batch_begin(db, &err), NH_OK);
+    static char big[60000];
+    memset(big, 'x', sizeof big - 1);
+    for (int i = 0; i < 2000; i++) {
+        for (int b = 0; b < 32; b++)
+            h[b] = (uint8_t)rnd();
+        nh_db_entry e = {.kind = pdq, .hash = h, .quality = -1, .source = "big", .note = big};
+        assert_int_equal(nh_db_add(db, &e, &err), NH_OK);
+    }
+    assert_int_equal(nh_db_batch_commit(db, NULL, NULL, &err), NH_ERR_DB);
+    nh_db_reader_destroy(rd);
+    assert_int_equal(nh_db_stats_get(db, &st, &err), NH_OK);
+    assert_int_equal(st.entries, 15000);
+    nh_db_close(db);
+    assert_verified(t.path);
+    assert_int_equal(mdb_stat_rows(t.path, "entries"), 15000);
+    assert_int_equal(mdb_stat_rows(t.path, "dedupe"), 15000);
+    /* neural kinds have 4 MIH rows per entry, PDQ 16 */
+    assert_int_equal(mdb_stat_rows(t.path, "mih"), 4 * 9000 + 16 * 3000);
+    tdir_remove(&t);
+}
+
+/* verify notices a missing MIH row and a wrong count, written behind libnhdb's back. */
+static void test_verify_detects_damage(void **state)
+{
+    (void)state;
+    tdir t;
+    tdir_make(&t);
+    nh_error err = {0};
+    nh_db *db = NULL;
+    hashset s;
+    gen_set(&s, 12, 500, 1);
+    nh_db_kind kind = {.type = NH_DB_KIND_NEURAL};
+    assert_int_equal(nh_db_open(t.path, NH_DB_OPEN_CREATE, NULL, &db, &err), NH_OK);
+    fill_db(db, &kind, &s, 1000);
+    nh_db_close(db);
+    assert_verified(t.path);
+
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *c;
+    MDB_val k, v;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_open(env, t.path, 0, 0664), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "mih", MDB_DUPSORT | MDB_DUPFIXED, &dbi), 0);
+    assert_int_equal(mdb_cursor_open(txn, dbi, &c), 0);
+    assert_int_equal(mdb_cursor_get(c, &k, &v, MDB_FIRST), 0);
+    assert_int_equal(mdb_cursor_del(c, 0), 0);
+    mdb_cursor_close(c);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    uint64_t problems = 0;
+    assert_int_equal(nh_db_open(t.path, NH_DB_OPEN_READONLY, NULL, &db, &err), NH_OK);
+    assert_int_equal(nh_db_verify(db, &problems, &err), NH_ERR_FORMAT);
+    assert_true(problems >= 2); /* the entry's row and the table total */
+    assert_non_null(strstr(err.msg, "MIH"));
+    nh_db_close(db);
+    assert_int_equal(run_nhdb(NULL, NULL, "verify", t.path, NULL), 1);
+    free(s.h);
+    tdir_remove(&t);
+}
+
+/* ---- the CLI: round trips, malformed lines, merge ---- */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void write_neural_list(const char *path, size_t n, size_t first, const char *prefix)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (size_t i = first; i < first + n; i++) {
+        uint64_t a = rnd();
+        uint32_t b = (uint32_t)rnd();
+        fprintf(f, "%016llx%08x %s%zu.jpg\n", (unsigned long long)a, b, prefix, i);
+    }
+    fclose(f);
+}
+
+static void test_cli_round_trips(void **state)
+{
+    (void)state;
+    tdir t;
+    tdir_make(&t);
+    char db[300], db2[300], in[300], out[300], out2[300], errf[300];
+    path_in(db, sizeof db, &t, "db");
+    path_in(db2, sizeof db2, &t, "db2");
+    path_in(errf, sizeof errf, &t, "err");
+    assert_int_equal(run_nhdb(NULL, NULL, "create", db, NULL), 0);
+
+    /* NeuralHash list: export gives the same bytes back */
+    path_in(in, sizeof in, &t, "n.txt");
+    path_in(out, sizeof out, &t, "n.out");
+    rng = 7;
+    write_neural_list(in, 3000, 0, "/photos/a b/");
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, in, "--model", "0123456789abcdef", NULL), 0);
+    assert_int_equal(run_nhdb(out, errf, "export", db, "--format", "neural", NULL), 0);
+    assert_files_equal(in, out);
+
+    /* PDQ CSV as pdq-photo-hasher writes it (filenames may hold commas) */
+    path_in(in, sizeof in, &t, "p.csv");
+    path_in(out, sizeof out, &t, "p.out");
+    FILE *f = fopen(in, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 500; i++) {
+        fprintf(f, "%016llx%016llx%016llx%016llx,%d,/x/%d,with comma.jpg\n",
+                (unsigned long long)rnd(), (unsigned long long)rnd(), (unsigned long long)rnd(),
+                (unsigned long long)rnd(), (int)(rnd() % 101), i);
+    }
+    fclose(f);
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, in, NULL), 0);
+    assert_int_equal(run_nhdb(out, errf, "export", db, "--format", "pdq", NULL), 0);
+    assert_files_equal(in, out);
+
+    /* JSONL with every field, escapes and non-ASCII */
+    path_in(in, sizeof in, &t, "m.jsonl");
+    write_file(in,
+               "{\"kind\":\"digest\",\"hash\":\"00112233445566778899aabbccddeeff\",\"source\":"
+               "\"s1\",\"label\":\"l\",\"note\":\"quote \\\" backslash \\\\ tab\\t nl\\n "
+               "\\u00e9\\ud83d\\ude00\",\"added\":1700000000}\n"
+               "{\"kind\":\"neural\",\"model\":\"0123456789abcdef\",\"hash\":"
+               "\"74afaa222cbf971c26dd40cb\",\"digest\":\"ffeeddccbbaa99887766554433221100\","
+               "\"source\":\"a,b \\\"c\\\"\",\"label\":\"cat\",\"note\":\"\",\"added\":5}\n"
+               "{\"kind\":\"pdq\",\"hash\":\"" "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
+               "\",\"quality\":77,\"source\":\"p\",\"label\":\"\",\"note\":\"x\",\"added\":6}\n");
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, in, NULL), 0);
+    assert_int_equal(db_count(db), 3503);
+
+    /* all formats: jsonl and csv exports re-import to the same database content */
+    path_in(out, sizeof out, &t, "all.jsonl");
+    path_in(out2, sizeof out2, &t, "all.csv");
+    assert_int_equal(run_nhdb(out, errf, "export", db, NULL), 0);
+    assert_int_equal(run_nhdb(out2, errf, "export", db, "--format", "csv", NULL), 0);
+    char *j = slurp(out, NULL);
+    assert_non_null(strstr(j, "\xc3\xa9\xf0\x9f\x98\x80"));
+    assert_non_null(strstr(j, "\"note\":\"quote \\\" backslash \\\\ tab\\t nl\\n"));
+    free(j);
+    char again[300];
+    path_in(again, sizeof again, &t, "again.jsonl");
+    assert_int_equal(run_nhdb(NULL, errf, "import", db2, out2, NULL), 0);
+    assert_int_equal(run_nhdb(again, errf, "export", db2, NULL), 0);
+    assert_files_equal(out, again);
+    /* importing the same lists again adds nothing */
+    assert_int_equal(run_nhdb(NULL, errf, "import", db2, out, NULL), 0);
+    assert_int_equal(db_count(db2), 3503);
+    assert_verified(db2);
+
+    /* query, text and JSON */
+    path_in(out, sizeof out, &t, "q.txt");
+    assert_int_equal(run_nhdb(out, errf, "query", db, "--radius", "0", "74afaa222cbf971c26dd40cb",
+                              NULL),
+                     0);
+    j = slurp(out, NULL);
+    assert_string_equal(j, "74afaa222cbf971c26dd40cb\t0\t74afaa222cbf971c26dd40cb\ta,b \"c\"\tcat\n");
+    free(j);
+    assert_int_equal(run_nhdb(out, errf, "query", db, "--k", "1", "--json",
+                              "74afaa222cbf971c26dd40cc", NULL),
+                     0);
+    j = slurp(out, NULL);
+    assert_non_null(strstr(j, "\"distance\":3,\"hash\":\"74afaa222cbf971c26dd40cb\""));
+    free(j);
+    assert_int_equal(run_nhdb(out, errf, "stats", db, "--json", NULL), 0);
+    j = slurp(out, NULL);
+    assert_non_null(strstr(j, "\"entries\":3503"));
+    free(j);
+    static const char *cmds[] = {"create", "import", "export", "query", "stats", "merge", "verify"};
+    for (int i = 0; i < 7; i++) {
+        assert_int_equal(run_nhdb(out, errf, cmds[i], "--help", NULL), 0);
+        j = slurp(out, NULL);
+        assert_non_null(strstr(j, "usage: nhdb"));
+        free(j);
+    }
+    tdir_remove(&t);
+}
+
+static void test_cli_malformed_line(void **state)
+{
+    (void)state;
+    tdir t;
+    tdir_make(&t);
+    char db[300], in[300], errf[300];
+    path_in(db, sizeof db, &t, "db");
+    path_in(in, sizeof in, &t, "bad.txt");
+    path_in(errf, sizeof errf, &t, "err");
+    write_file(in, "74afaa222cbf971c26dd40cb a.jpg\n"
+                   "# comment\n"
+                   "\n"
+                   "74afaa222cbf971c26dd40cz b.jpg\n"
+                   "74afaa222cbf971c26dd40cd c.jpg\n");
+    /* default: the whole file is rejected, the error names line 4 */
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, in, "--model", "0000000000000001", NULL), 1);
+    char *e = slurp(errf, NULL);
+    assert_non_null(strstr(e, "bad.txt:4:"));
+    assert_non_null(strstr(e, "nothing imported"));
+    free(e);
+    assert_int_equal(db_count(db), 0);
+    /* --skip-bad: the rest goes in, the bad line is still reported, exit status 1 */
+    assert_int_equal(
+        run_nhdb(NULL, errf, "import", db, in, "--model", "0000000000000001", "--skip-bad", NULL), 1);
+    e = slurp(errf, NULL);
+    assert_non_null(strstr(e, "bad.txt:4:"));
+    free(e);
+    assert_int_equal(db_count(db), 2);
+    /* a CSV record spanning lines keeps the line count right */
+    write_file(in, "kind,model,hash,digest,quality,source,label,note,added\n"
+                   "pdq,,f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22,,50,\"two\n"
+                   "lines\",,,1\n"
+                   "pdq,,f8f8,,50,x,,,1\n");
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, in, "--format", "csv", NULL), 1);
+    e = slurp(errf, NULL);
+    assert_non_null(strstr(e, "bad.txt:4:"));
+    free(e);
+    /* a neural list needs its model */
+    write_file(in, "74afaa222cbf971c26dd40cb a.jpg\n");
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, in, NULL), 1);
+    assert_int_equal(db_count(db), 2);
+    tdir_remove(&t);
+}
+
+static void test_cli_merge(void **state)
+{
+    (void)state;
+    tdir t;
+    tdir_make(&t);
+    char a[300], b[300], m[300], la[300], lb[300], out[300], errf[300];
+    path_in(a, sizeof a, &t, "a");
+    path_in(b, sizeof b, &t, "b");
+    path_in(m, sizeof m, &t, "merged");
+    path_in(la, sizeof la, &t, "a.txt");
+    path_in(lb, sizeof lb, &t, "b.txt");
+    path_in(out, sizeof out, &t, "out");
+    path_in(errf, sizeof errf, &t, "err");
+    rng = 99;
+    write_neural_list(la, 4000, 0, "/m/");
+    FILE *f = fopen(lb, "w");
+    assert_non_null(f);
+    /* b: the second half of a plus 2000 new lines */
+    char *text = slurp(la, NULL);
+    char *half = text;
+    for (int i = 0; i < 2000; i++)
+        half = strchr(half, '\n') + 1;
+    fputs(half, f);
+    fclose(f);
+    free(text);
+    write_neural_list(out, 2000, 4000, "/m/");
+    text = slurp(out, NULL);
+    f = fopen(lb, "a");
+    fputs(text, f);
+    fclose(f);
+    free(text);
+    assert_int_equal(run_nhdb(NULL, errf, "import", a, la, "--model", "00000000000000aa", NULL), 0);
+    assert_int_equal(run_nhdb(NULL, errf, "import", b, lb, "--model", "00000000000000aa", NULL), 0);
+    assert_int_equal(run_nhdb(out, errf, "merge", m, a, b, "--json", NULL), 0);
+    char *j = slurp(out, NULL);
+    assert_string_equal(j, "{\"added\":6000,\"present\":2000}\n");
+    free(j);
+    assert_int_equal(db_count(m), 6000);
+    assert_verified(m);
+    /* merging again adds nothing */
+    assert_int_equal(run_nhdb(out, errf, "merge", m, b, a, NULL), 0);
+    assert_int_equal(db_count(m), 6000);
+    /* a's entries come first, in order, with their fields */
+    char ea[300];
+    path_in(ea, sizeof ea, &t, "ea");
+    assert_int_equal(run_nhdb(ea, errf, "export", a, "--format", "neural", NULL), 0);
+    assert_int_equal(run_nhdb(out, errf, "export", m, "--format", "neural", NULL), 0);
+    char *x = slurp(ea, NULL), *y = slurp(out, NULL);
+    assert_int_equal(strncmp(x, y, strlen(x)), 0);
+    free(x);
+    free(y);
+    tdir_remove(&t);
+}
+
+/* ---- crash safety ---- */
+
+static void test_kill_during_import(void **state)
+{
+    (void)state;
+    tdir t;
+    tdir_make(&t);
+    char db[300], in[300], errf[300];
+    path_in(db, sizeof db, &t, "db");
+    path_in(in, sizeof in, &t, "big.txt");
+    path_in(errf, sizeof errf, &t, "err");
+    const size_t n = 150000, batch = 5000;
+    rng = 1234;
+    write_neural_list(in, n, 0, "/kill/");
+    char bs[16];
+    snprintf(bs, sizeof bs, "%zu", batch);
+    srand((unsigned)time(NULL));
+    int kills = 0;
+    for (int round = 0; round < 8; round++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            int fd = open("/dev/null", O_WRONLY);
+            dup2(fd, 1);
+            dup2(fd, 2);
+            execl(NHDB_EXE, NHDB_EXE, "import", db, in, "--model", "00000000000000bb",
+                  "--batch", bs, (char *)NULL);
+            _exit(127);
+        }
+        usleep((useconds_t)(20000 + rand() % 400000));
+        if (kill(pid, SIGKILL) == 0)
+            kills++;
+        int st;
+        waitpid(pid, &st, 0);
+        /* whatever the moment, the database is consistent, whole batches only */
+        if (access(db, F_OK) == 0 && mdb_stat_rows(db, "meta") >= 0) {
+            uint64_t c = db_count(db);
+            assert_true(c <= n);
+            assert_true(c % batch == 0 || c == n);
+            assert_verified(db);
+        }
+    }
+    assert_true(kills > 0);
+    /* a re-run completes the job with exactly n entries */
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, in, "--model", "00000000000000bb",
+                              "--batch", bs, NULL),
+                     0);
+    assert_int_equal(db_count(db), n);
+    assert_verified(db);
+    assert_int_equal(mdb_stat_rows(db, "entries"), (long)n);
+    assert_int_equal(mdb_stat_rows(db, "mih"), (long)(4 * n));
+    /* and again adds nothing */
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, in, "--model", "00000000000000bb", NULL), 0);
+    assert_int_equal(db_count(db), n);
+    tdir_remove(&t);
+}
+
+/* Readers keep answering during an import and only ever see whole batches. */
+static void test_readers_during_write(void **state)
+{
+    (void)state;
+    tdir t;
+    tdir_make(&t);
+    char db[300], in[300];
+    path_in(db, sizeof db, &t, "db");
+    path_in(in, sizeof in, &t, "big.txt");
+    const size_t n = 60000, batch = 2000;
+    rng = 555;
+    write_neural_list(in, n, 0, "/r/");
+    assert_int_equal(run_nhdb(NULL, NULL, "create", db, NULL), 0);
+    nh_error err = {0};
+    nh_db *h = NULL;
+    nh_db_reader *rd = NULL;
+    assert_int_equal(nh_db_open(db, NH_DB_OPEN_READONLY, NULL, &h, &err), NH_OK);
+    assert_int_equal(nh_db_reader_create(h, &rd, &err), NH_OK);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(NHDB_EXE, NHDB_EXE, "import", db, in, "--model", "00000000000000cc", "--batch",
+              "2000", (char *)NULL);
+        _exit(127);
+    }
+    nh_db_kind kind = {.type = NH_DB_KIND_NEURAL};
+    memcpy(kind.model, "\0\0\0\0\0\0\0\xcc", 8);
+    uint8_t q[12] = {0};
+    int st, done = 0;
+    unsigned snapshots = 0;
+    uint64_t last = 0;
+    while (!done) {
+        done = waitpid(pid, &st, WNOHANG) == pid;
+        if (nh_db_reader_refresh(rd, &err))
+            fail_msg("refresh: %s", err.msg);
+        uint64_t c = nh_db_reader_kind_count(rd, &kind);
+        assert_true(c % batch == 0);
+        assert_true(c >= last);
+        last = c;
+        nh_db_query_opts qo = {.k = 3};
+        const nh_db_match *m;
+        size_t nm;
+        assert_int_equal(nh_db_query(rd, &kind, q, &qo, &m, &nm, &err), NH_OK);
+        assert_int_equal(nm, c < 3 ? c : 3);
+        snapshots++;
+        usleep(2000);
+    }
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(nh_db_reader_refresh(rd, &err), NH_OK);
+    assert_int_equal(nh_db_reader_kind_count(rd, &kind), n);
+    nh_db_reader_destroy(rd);
+    nh_db_close(h);
+    print_message("readers saw %u snapshots during the import\n", snapshots);
+    tdir_remove(&t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mih_random_96),
+        cmocka_unit_test(test_mih_clustered_96),
+        cmocka_unit_test(test_mih_clustered_96_m5),
+        cmocka_unit_test(test_mih_clustered_256),
+        cmocka_unit_test(test_mih_random_256_m12),
+        cmocka_unit_test(test_dedupe_and_digest),
+        cmocka_unit_test(test_verify_detects_damage),
+        cmocka_unit_test(test_cli_round_trips),
+        cmocka_unit_test(test_cli_malformed_line),
+        cmocka_unit_test(test_cli_merge),
+        cmocka_unit_test(test_kill_during_import),
+        cmocka_unit_test(test_readers_during_write),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
