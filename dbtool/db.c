@@ -14,7 +14,6 @@
 #include <xxhash.h>
 
 #include "db_internal.h"
-#define TR(name) do { if (getenv("NHDB_TRACE")) { double _t = nh_time_now(); fprintf(stderr, "%-12s %.3f\n", name, _t - tr0); tr0 = _t; } } while (0)
 
 #define NHDB_DEFAULT_MAPSIZE ((size_t)64 << 20)
 
@@ -254,6 +253,7 @@ static nh_status open_tables(nh_db *db, MDB_txn *txn, unsigned create, nh_error 
         {"mih", MDB_DUPSORT | MDB_DUPFIXED, offsetof(nh_db, dbi_mih)},
         {"packed", 0, offsetof(nh_db, dbi_packed)},
         {"digest", MDB_DUPSORT | MDB_DUPFIXED, offsetof(nh_db, dbi_digest)},
+        {"occupancy", 0, offsetof(nh_db, dbi_occ)},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         MDB_dbi *dbi = (MDB_dbi *)((char *)db + t[i].off);
@@ -309,7 +309,7 @@ nh_status nh_db_open(const char *path, unsigned flags, const nh_db_create_opts *
         return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, path, "nh_db");
     snprintf(db->path, sizeof db->path, "%s", path);
     db->flags = flags;
-    if ((rc = mdb_env_create(&db->env)) || (rc = mdb_env_set_maxdbs(db->env, 8)) ||
+    if ((rc = mdb_env_create(&db->env)) || (rc = mdb_env_set_maxdbs(db->env, 10)) ||
         (rc = mdb_env_set_maxreaders(db->env, 512))) {
         st = nhdb_mdb_error(err, rc, path, "create environment");
         goto cleanup;
@@ -475,7 +475,7 @@ static int arena_add(nh_db *db, const char *s, size_t *off, size_t *len)
     size_t n = s ? strlen(s) : 0;
     if (n > NHDB_STR_MAX)
         return -1;
-    if (db->arena_n + n > db->arena_cap) {
+    if (!db->arena || db->arena_n + n > db->arena_cap) {
         size_t cap = db->arena_cap ? db->arena_cap : 1 << 16;
         while (cap < db->arena_n + n)
             cap *= 2;
@@ -810,7 +810,6 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
     size_t n = db->n_pend;
     uint64_t n_added = 0, n_skipped = 0;
 
-    double tr0 = nh_time_now();
     CHECK(nhdb_txn_begin(db, 0, &txn), "begin write");
     if (nhdb_kinds_load(db, txn, &kinds, &nk, err)) {
         mdb_txn_abort(txn);
@@ -844,7 +843,6 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         cc->kind_of[i] = (uint32_t)(k - kinds);
     }
 
-    TR("kinds");
     /* Dedupe: sort by (kind, key hash, batch index), compare groups with the table. */
     for (size_t i = 0; i < n; i++) {
         const nhdb_pending *p = &db->pend[i];
@@ -856,7 +854,6 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
     }
     radix_sort(cc->items, cc->tmp, n, 0, 0, 7);
     radix_sort(cc->items, cc->tmp, n, 1, 5, 7);
-    TR("dsort");
     CHECK(mdb_cursor_open(txn, db->dbi_dedupe, &cur), "dedupe cursor");
     for (size_t i = 0; i < n; i++)
         cc->ids[i] = 0;
@@ -907,7 +904,6 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         }
         g = e;
     }
-    TR("dlookup");
     /* Assign ids in batch order. */
     for (size_t i = 0; i < n; i++) {
         if (cc->ids[i] == UINT64_MAX) {
@@ -937,7 +933,6 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
             CHECK(put_sorted(cur, &k, &v, &app, &last), "dedupe put");
         }
     }
-    TR("dput");
     mdb_cursor_close(cur);
     cur = NULL;
 
@@ -979,7 +974,6 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         cur = NULL;
     }
 
-    TR("entries");
     /* Packed arrays: append each kind's new hashes to its chunks. */
     for (size_t ki = 0; ki < nk; ki++) {
         nhdb_kind_info *k = &kinds[ki];
@@ -1024,7 +1018,6 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         }
     }
 
-    TR("packed");
     /* MIH rows: (kind, substring, value) -> id, sorted. */
     {
         size_t ni = 0;
@@ -1076,9 +1069,50 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         }
         mdb_cursor_close(cur);
         cur = NULL;
+
+        /* Occupancy bitmaps of the MIH keys, so a search skips absent keys without a lookup.
+         * The items are sorted, so each chunk is read and rewritten once. */
+        for (size_t j = 0; j < ni;) {
+            uint64_t ck = cc->items[j].key;
+            uint32_t kid = (uint32_t)(ck >> 40);
+            unsigned s = (unsigned)(ck >> 32) & 0xff;
+            const nhdb_kind_info *k = NULL;
+            for (size_t q = 0; q < nk; q++)
+                if (kinds[q].id == kid)
+                    k = &kinds[q];
+            if (!nhdb_occ_eligible(nhdb_sub_len(k->bits, k->m, s))) {
+                while (j < ni && (cc->items[j].key >> 32) == (ck >> 32))
+                    j++;
+                continue;
+            }
+            uint32_t chunk = (uint32_t)ck >> NHDB_OCC_SHIFT;
+            uint8_t kb[9];
+            nhdb_occ_key(kb, kid, s, chunk);
+            MDB_val key = {9, kb}, v;
+            rc = mdb_get(txn, db->dbi_occ, &key, &v);
+            if (rc == 0 && v.mv_size == NHDB_OCC_BYTES)
+                memcpy(cc->chunk_buf, v.mv_data, NHDB_OCC_BYTES);
+            else if (rc == MDB_NOTFOUND)
+                memset(cc->chunk_buf, 0, NHDB_OCC_BYTES);
+            else {
+                if (rc == 0)
+                    rc = MDB_CORRUPTED;
+                where = "occupancy get";
+                goto fail;
+            }
+            while (j < ni && (cc->items[j].key >> 32) == (ck >> 32) &&
+                   ((uint32_t)cc->items[j].key >> NHDB_OCC_SHIFT) == chunk) {
+                uint32_t bit = (uint32_t)cc->items[j].key & ((1u << NHDB_OCC_SHIFT) - 1);
+                cc->chunk_buf[bit >> 3] |= (uint8_t)(0x80 >> (bit & 7));
+                j++;
+            }
+            v.mv_size = NHDB_OCC_BYTES;
+            v.mv_data = NULL;
+            CHECK(mdb_put(txn, db->dbi_occ, &key, &v, MDB_RESERVE), "occupancy put");
+            memcpy(v.mv_data, cc->chunk_buf, NHDB_OCC_BYTES);
+        }
     }
 
-    TR("mih");
     /* Digest rows: the digest of any entry, and the hash of digest-kind entries. */
     {
         size_t nd = 0;
@@ -1108,7 +1142,6 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         cur = NULL;
     }
 
-    TR("digest");
     /* Kind records (the per-kind counts) and the progress record. */
     for (size_t ki = 0; ki < nk; ki++) {
         if (!kinds[ki].dirty)
@@ -1140,7 +1173,6 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         where = "commit";
         goto fail;
     }
-    TR("commit");
     free(kinds);
     *added = n_added;
     *skipped = n_skipped;
@@ -1437,6 +1469,17 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
             if (!has_pair(cm, mk, kl, r.id))
                 problem(&vs, "entry %016llx has no MIH row for substring %u",
                         (unsigned long long)r.id, s);
+            if (nhdb_occ_eligible(len)) {
+                uint32_t val = nhdb_sub_extract(r.hash, nhdb_sub_start(ki->bits, ki->m, s), len);
+                uint8_t okb[9];
+                nhdb_occ_key(okb, kid, s, val >> NHDB_OCC_SHIFT);
+                MDB_val okey = {9, okb}, ov;
+                uint32_t bit = val & ((1u << NHDB_OCC_SHIFT) - 1);
+                if (mdb_get(txn, db->dbi_occ, &okey, &ov) || ov.mv_size != NHDB_OCC_BYTES ||
+                    !(((const uint8_t *)ov.mv_data)[bit >> 3] & (0x80 >> (bit & 7))))
+                    problem(&vs, "entry %016llx: substring %u missing from the occupancy bitmap",
+                            (unsigned long long)r.id, s);
+            }
         }
         want_mih += ki->m;
         /* digest rows */
@@ -1474,6 +1517,32 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
     if (table_rows(txn, db->dbi_packed) != want_chunks)
         problem(&vs, "packed table has %llu chunks, %llu expected",
                 (unsigned long long)table_rows(txn, db->dbi_packed), (unsigned long long)want_chunks);
+    /* Every occupancy bit stands for an MIH key and every eligible MIH key has its bit. */
+    {
+        uint64_t bits = 0, keys = 0;
+        MDB_cursor *co = NULL;
+        if ((rc = mdb_cursor_open(txn, db->dbi_occ, &co))) {
+            st = nhdb_mdb_error(err, rc, db->path, "occupancy cursor");
+            goto cleanup;
+        }
+        for (rc = mdb_cursor_get(co, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(co, &k, &v, MDB_NEXT))
+            for (size_t b = 0; b < v.mv_size; b++)
+                bits += (uint64_t)__builtin_popcount(((const uint8_t *)v.mv_data)[b]);
+        mdb_cursor_close(co);
+        for (rc = mdb_cursor_get(cm, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(cm, &k, &v, MDB_NEXT_NODUP)) {
+            const uint8_t *kp = k.mv_data;
+            uint32_t kid = nhdb_get_be32(kp);
+            for (size_t i = 0; i < nk; i++)
+                if (kinds[i].id == kid && kinds[i].m && kp[4] < kinds[i].m &&
+                    nhdb_occ_eligible(nhdb_sub_len(kinds[i].bits, kinds[i].m, kp[4])))
+                    keys++;
+        }
+        if (bits != keys)
+            problem(&vs, "occupancy bitmaps hold %llu values, the MIH table %llu keys",
+                    (unsigned long long)bits, (unsigned long long)keys);
+    }
     if (vs.problems)
         st = NH_ERR_FORMAT;
     if (problems)

@@ -24,6 +24,10 @@
 #define NHDB_REC_HEADER 48
 #define NHDB_MIH_KEY_MAX 9 /* kind(4) + substring index(1) + up to 4 value bytes */
 #define NHDB_DEDUPE_KEY 12 /* kind(4) + xxh3-64(hash, source)(8) */
+#define NHDB_OCC_SHIFT 16 /* substring values per occupancy chunk: 2^16 bits, 8 KiB */
+#define NHDB_OCC_BYTES ((1u << NHDB_OCC_SHIFT) / 8)
+#define NHDB_OCC_MIN_LEN 18 /* shorter substrings are too dense to be worth a bitmap */
+#define NHDB_OCC_MAX_LEN 28 /* longer ones would need more than 32 MiB of bitmap */
 #define NHDB_FLAG_DIGEST 1u
 #define NHDB_FLAG_QUALITY 2u
 
@@ -38,11 +42,15 @@ typedef struct nhdb_kind_info {
     const uint8_t **chunks;
     size_t n_chunks;
     int chunks_loaded;
+    /* reader side: occupancy chunks, m x occ_cps, loaded on first use (NULL = all clear) */
+    const uint8_t **occ;
+    uint8_t *occ_loaded;
+    size_t occ_cps;
 } nhdb_kind_info;
 
 struct nh_db {
     MDB_env *env;
-    MDB_dbi dbi_meta, dbi_entries, dbi_dedupe, dbi_mih, dbi_packed, dbi_digest;
+    MDB_dbi dbi_meta, dbi_entries, dbi_dedupe, dbi_mih, dbi_packed, dbi_digest, dbi_occ;
     unsigned flags;
     unsigned neural_m, pdq_m;
     int live_readers;
@@ -151,6 +159,19 @@ static inline size_t nhdb_mih_key(uint8_t *key, uint32_t kind_id, unsigned k, un
     for (unsigned i = 0; i < nb; i++)
         key[5 + i] = (uint8_t)(v >> (8 * (nb - 1 - i)));
     return 5 + nb;
+}
+
+/* Does substring length len get an occupancy bitmap? */
+static inline int nhdb_occ_eligible(unsigned len)
+{
+    return len >= NHDB_OCC_MIN_LEN && len <= NHDB_OCC_MAX_LEN;
+}
+/* Occupancy key: kind id (BE32), substring index, chunk number (BE32). */
+static inline void nhdb_occ_key(uint8_t key[9], uint32_t kind_id, unsigned s, uint32_t chunk)
+{
+    nhdb_put_be32(key, kind_id);
+    key[4] = (uint8_t)s;
+    nhdb_put_be32(key + 5, chunk);
 }
 
 /* ---- record codecs ---- */

@@ -67,8 +67,11 @@ static void reader_release(nh_db_reader *rd)
     if (rd->txn)
         mdb_txn_abort(rd->txn);
     rd->txn = NULL;
-    for (size_t i = 0; i < rd->nk; i++)
+    for (size_t i = 0; i < rd->nk; i++) {
         free(rd->kinds[i].chunks);
+        free(rd->kinds[i].occ);
+        free(rd->kinds[i].occ_loaded);
+    }
     free(rd->kinds);
     rd->kinds = NULL;
     rd->nk = 0;
@@ -185,6 +188,21 @@ static nh_status load_chunks(nh_db_reader *rd, nhdb_kind_info *k, nh_error *err)
         k->chunks[c] = v.mv_data;
     }
     k->n_chunks = nc;
+    unsigned maxlen = 0;
+    for (unsigned s = 0; s < k->m; s++)
+        if (nhdb_occ_eligible(nhdb_sub_len(k->bits, k->m, s)) &&
+            nhdb_sub_len(k->bits, k->m, s) > maxlen)
+            maxlen = nhdb_sub_len(k->bits, k->m, s);
+    if (maxlen) {
+        k->occ_cps = (size_t)1 << (maxlen - NHDB_OCC_SHIFT);
+        k->occ = calloc(k->m * k->occ_cps, sizeof *k->occ);
+        k->occ_loaded = calloc(k->m * k->occ_cps, 1);
+        if (!k->occ || !k->occ_loaded) {
+            free(k->chunks);
+            k->chunks = NULL;
+            return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, rd->db->path, "occupancy");
+        }
+    }
     k->chunks_loaded = 1;
     return NH_OK;
 }
@@ -235,8 +253,10 @@ nh_status nh_db_reader_foreach(nh_db_reader *rd, const nh_db_kind *kind, nh_db_r
             goto cleanup;
         }
         uint32_t kid = (uint32_t)(r.id >> NHDB_ORD_BITS);
-        if (kind && kid != only)
+        if (kind && kid != only) {
+            rc = MDB_NOTFOUND; /* past this kind's entries: the walk is complete */
             break;
+        }
         nhdb_kind_info *ki = reader_kind_id(rd, kid);
         if (!ki) {
             st = nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, rd->db->path,
@@ -449,12 +469,30 @@ static int u32_cmp(const void *a, const void *b)
 }
 
 /* Look up one substring value and verify its ids. 0, 1 (budget spent), -1 (memory), MDB rc. */
-NHDB_HOT static int mih_probe(nh_db_reader *rd, const nhdb_kind_info *k, const uint8_t *q,
+NHDB_HOT static int mih_probe(nh_db_reader *rd, nhdb_kind_info *k, const uint8_t *q,
                               unsigned r, unsigned s, const int *rad, const unsigned *st,
                               const unsigned *len, const uint32_t *qs, uint32_t val,
                               uint64_t budget)
 {
     unsigned hb = k->hb;
+    if (k->occ_cps && nhdb_occ_eligible(len[s])) {
+        size_t ci = s * k->occ_cps + (val >> NHDB_OCC_SHIFT);
+        if (!k->occ_loaded[ci]) {
+            uint8_t okb[9];
+            nhdb_occ_key(okb, k->id, s, val >> NHDB_OCC_SHIFT);
+            MDB_val okey = {9, okb}, ov;
+            int rc = mdb_get(rd->txn, rd->db->dbi_occ, &okey, &ov);
+            if (rc && rc != MDB_NOTFOUND)
+                return rc;
+            if (rc == 0 && ov.mv_size != NHDB_OCC_BYTES)
+                return MDB_CORRUPTED;
+            k->occ[ci] = rc ? NULL : ov.mv_data;
+            k->occ_loaded[ci] = 1;
+        }
+        uint32_t bit = val & ((1u << NHDB_OCC_SHIFT) - 1);
+        if (!k->occ[ci] || !(k->occ[ci][bit >> 3] & (0x80 >> (bit & 7))))
+            return 0;
+    }
     uint8_t kb[NHDB_MIH_KEY_MAX];
     size_t kl = nhdb_mih_key(kb, k->id, s, len[s], val);
     MDB_val key = {kl, kb}, v;
@@ -491,7 +529,7 @@ NHDB_HOT static int mih_probe(nh_db_reader *rd, const nhdb_kind_info *k, const u
 }
 
 /* Returns 0, 1 when the candidate budget ran out, -1 on allocation failure, or an MDB rc. */
-NHDB_HOT static int mih_radius(nh_db_reader *rd, const nhdb_kind_info *k, const uint8_t *q,
+NHDB_HOT static int mih_radius(nh_db_reader *rd, nhdb_kind_info *k, const uint8_t *q,
                                unsigned r, uint64_t budget)
 {
     unsigned m = k->m;
@@ -510,7 +548,7 @@ NHDB_HOT static int mih_radius(nh_db_reader *rd, const nhdb_kind_info *k, const 
         /* The substring values to probe, in key order where few enough: LMDB resolves a key
          * on the cursor's current leaf page without descending from the root. */
         size_t np = 0;
-        int sorted = getenv("NHDB_NOSORT") == NULL;
+        int sorted = 1;
         uint64_t lim = UINT64_C(1) << len[s];
         for (int i = 0; i <= rad[s] && i <= (int)len[s]; i++) {
             uint64_t mask = i == 0 ? 0 : (UINT64_C(1) << i) - 1;
@@ -663,7 +701,7 @@ static nh_status query_core(nh_db_reader *rd, const nh_db_kind *kind, const uint
         }
         sort = 1;
     }
-    if (sort)
+    if (sort && rd->n_res > 1)
         qsort(rd->res, rd->n_res, sizeof *rd->res, match_cmp);
     if (opts->k && rd->n_res > opts->k)
         rd->n_res = opts->k;
