@@ -6,15 +6,28 @@
  */
 #include "nhash/net.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define NH_IN_WG 64
-
-enum { K_U8, K_CONV2D, K_CONV_DW, K_CONV1X1, K_FC, K_INORM, K_ACT, K_ADD, K_MUL, K_GAP, K_COUNT };
+enum {
+    K_U8,
+    K_CONV2D,
+    K_CONV_DW,
+    K_CONV_DW3,
+    K_CONV_DW5,
+    K_CONV1X1,
+    K_FC,
+    K_INORM,
+    K_ACT,
+    K_ADD,
+    K_MUL,
+    K_GAP,
+    K_COUNT
+};
 static const char *const kernel_names[K_COUNT] = {
-    "nh_u8_to_nchw", "nh_conv2d", "nh_conv_dw", "nh_conv1x1", "nh_fc",
-    "nh_inorm",      "nh_act",    "nh_add",     "nh_mul",     "nh_gap",
+    "nh_u8_to_nchw", "nh_conv2d", "nh_conv_dw", "nh_conv_dw3", "nh_conv_dw5", "nh_conv1x1",
+    "nh_fc",         "nh_inorm",  "nh_act",     "nh_add",      "nh_mul",      "nh_gap",
 };
 
 typedef struct cl_runner {
@@ -25,6 +38,9 @@ typedef struct cl_runner {
     cl_kernel k[K_COUNT];
     cl_mem *slots;
     cl_mem weights, input, lut;
+    size_t in_wg;   /* work-group size of nh_inorm */
+    size_t wg_x;    /* work-group width of the other kernels */
+    size_t pw_v;    /* nh_conv1x1 tile width in pixels (x 4 channels) */
     uint32_t *fuse; /* node -> activation fused into it (0 none) */
     uint8_t *skip;  /* node is an activation already fused */
 } cl_runner;
@@ -83,7 +99,24 @@ static nh_status cl_create(const nh_model *m, const nh_runner_opts *opts, nh_run
     if ((st = nh_net_plan_build(m, &c->plan, err)) != NH_OK)
         goto fail;
     static const char *const files[] = {"util.cl", "act.cl", "norm.cl", "conv.cl", "head.cl"};
-    if ((st = nh_cl_program_build(c->cl, files, 5, "-DNH_IN_WG=64", &c->prog, err)) != NH_OK)
+    /* Instance norm: a work-group reduction per plane on GPUs; on CPU devices one work-item
+     * per plane, where barriers cost more than they share. */
+    c->in_wg = (nh_cl_info(c->cl)->type & CL_DEVICE_TYPE_CPU) ? 1 : 64;
+    if (getenv("NH_NET_IN_WG")) /* tests run the GPU shape on CPU devices too */
+        c->in_wg = strtoul(getenv("NH_NET_IN_WG"), NULL, 10) == 1 ? 1 : 64;
+    /* Work-group width: the implementation's choice unless NH_NET_WG says otherwise (an
+     * experiment knob; explicit widths measured slower on PoCL). */
+    c->wg_x = getenv("NH_NET_WG") ? strtoul(getenv("NH_NET_WG"), NULL, 10) : 0;
+    if (c->wg_x > 256)
+        c->wg_x = 0;
+    c->pw_v = getenv("NH_NET_PW_V") ? strtoul(getenv("NH_NET_PW_V"), NULL, 10)
+              : (nh_cl_info(c->cl)->type & CL_DEVICE_TYPE_CPU) ? 16
+                                                               : 4;
+    if (c->pw_v != 4 && c->pw_v != 8 && c->pw_v != 16)
+        c->pw_v = 4;
+    char options[128];
+    snprintf(options, sizeof options, "-DNH_IN_WG=%zu -DNH_PW_V=%zu", c->in_wg, c->pw_v);
+    if ((st = nh_cl_program_build(c->cl, files, 5, options, &c->prog, err)) != NH_OK)
         goto fail;
     for (int i = 0; i < K_COUNT; i++)
         if ((st = nh_cl_kernel_create(c->prog, kernel_names[i], &c->k[i], err)) != NH_OK)
@@ -170,10 +203,20 @@ static size_t round_up(size_t v, size_t m)
     return (v + m - 1) / m * m;
 }
 
+/* Enqueue; where lws is NULL and wg_x is set, with a work-group of wg_x x 1 x 1 (dimension
+ * 0 rounded up; kernels check their bounds). */
 static nh_status enqueue(cl_runner *c, cl_kernel k, cl_uint dims, const size_t *gws,
                          const size_t *lws, const char *what, nh_error *err)
 {
-    cl_int rc = clEnqueueNDRangeKernel(nh_cl_queue(c->cl), k, dims, NULL, gws, lws, 0, NULL, NULL);
+    size_t g[3], l[3] = {1, 1, 1};
+    for (cl_uint d = 0; d < dims; d++)
+        g[d] = gws[d];
+    if (!lws && c->wg_x) {
+        l[0] = c->wg_x;
+        g[0] = round_up(g[0], l[0]);
+        lws = l;
+    }
+    cl_int rc = clEnqueueNDRangeKernel(nh_cl_queue(c->cl), k, dims, NULL, g, lws, 0, NULL, NULL);
     if (rc != CL_SUCCESS)
         return nh_cl_fail(err, rc, what);
     return NH_OK;
@@ -210,20 +253,31 @@ static nh_status run_node(cl_runner *c, uint32_t i, size_t n, nh_error *err)
                           ARGS(&x, &y, &c->weights, &w_off, &cc, &ihw, &oc, &bias));
             if (rc != CL_SUCCESS)
                 return nh_cl_fail(err, rc, "clSetKernelArg(nh_conv1x1)");
-            size_t g[3] = {(ihw + 3) / 4, (oc + 3) / 4, n};
+            size_t g[3] = {(ihw + c->pw_v - 1) / c->pw_v, (oc + 3) / 4, n};
             return enqueue(c, c->k[K_CONV1X1], 3, g, NULL, "nh_conv1x1", err);
         }
         cl_uint h = is.h, wd = is.w, oh = os.h, ow = os.w, kh = nd->kh, kw = nd->kw;
         cl_uint s = nd->stride, pt = nd->pad[0], pl = nd->pad[1], gr = nd->groups;
-        size_t g[3] = {ohw, oc, n};
+        size_t g[3] = {(ow + 7) / 8, oh, n * cc};
+        if (gr == cc && gr == oc && kh == kw && (kh == 3 || kh == 5)) {
+            cl_kernel k = c->k[kh == 3 ? K_CONV_DW3 : K_CONV_DW5];
+            rc = set_args(
+                k, "mmmuuuuuuuuuu",
+                ARGS(&x, &y, &c->weights, &w_off, &cc, &h, &wd, &oh, &ow, &s, &pt, &pl, &bias));
+            if (rc != CL_SUCCESS)
+                return nh_cl_fail(err, rc, "clSetKernelArg(nh_conv_dwK)");
+            return enqueue(c, k, 3, g, NULL, "nh_conv_dwK", err);
+        }
         if (gr == cc && gr == oc) {
             rc = set_args(c->k[K_CONV_DW], "mmmuuuuuuuuuuuu",
                           ARGS(&x, &y, &c->weights, &w_off, &cc, &h, &wd, &oh, &ow, &kh, &kw, &s,
                                &pt, &pl, &bias));
             if (rc != CL_SUCCESS)
                 return nh_cl_fail(err, rc, "clSetKernelArg(nh_conv_dw)");
+            g[0] = ow;
             return enqueue(c, c->k[K_CONV_DW], 3, g, NULL, "nh_conv_dw", err);
         }
+        g[2] = n * gr * ((oc / gr + 7) / 8);
         rc = set_args(c->k[K_CONV2D], "mmmuuuuuuuuuuuuuu",
                       ARGS(&x, &y, &c->weights, &w_off, &cc, &h, &wd, &oc, &oh, &ow, &kh, &kw, &s,
                            &pt, &pl, &gr, &bias));
@@ -237,7 +291,7 @@ static nh_status run_node(cl_runner *c, uint32_t i, size_t n, nh_error *err)
                       ARGS(&x, &y, &c->weights, &w_off, &cc, &ihw, &eps, &act));
         if (rc != CL_SUCCESS)
             return nh_cl_fail(err, rc, "clSetKernelArg(nh_inorm)");
-        size_t g[3] = {NH_IN_WG, cc, n}, l[3] = {NH_IN_WG, 1, 1};
+        size_t g[3] = {c->in_wg, cc, n}, l[3] = {c->in_wg, 1, 1};
         return enqueue(c, c->k[K_INORM], 3, g, l, "nh_inorm", err);
     }
     case NH_OP_ACT: {
@@ -276,15 +330,38 @@ static nh_status run_node(cl_runner *c, uint32_t i, size_t n, nh_error *err)
     return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, NULL, "unknown op");
 }
 
+/* NH_NET_PROFILE=1: wait for every node and print the time per op kind to stderr. */
+static void profile_node(const nh_model *m, uint32_t i, double dt)
+{
+    static double acc[8][2];
+    static unsigned calls;
+    const nh_node *nd = &m->nodes[i];
+    int k = nd->op == NH_OP_CONV ? (nd->groups > 1 ? 7 : nd->kh == 1 ? 0 : 1) : (int)nd->op;
+    acc[k][m->shapes[i + 1].h == 1] += dt;
+    if (i + 1 == m->n_nodes && ++calls % 4 == 0) {
+        static const char *names[8] = {"conv1x1", "conv", "inorm", "act",
+                                       "gap",     "mul",  "add",   "dwconv"};
+        for (int j = 0; j < 8; j++)
+            fprintf(stderr, "%s %.3f/%.3f  ", names[j], acc[j][0], acc[j][1]);
+        fprintf(stderr, "\n");
+    }
+}
+
 static nh_status forward(cl_runner *c, size_t n, float *out, nh_error *err)
 {
     const nh_model *m = c->base.model;
     nh_status st;
+    int prof = getenv("NH_NET_PROFILE") != NULL;
     for (uint32_t i = 0; i < m->n_nodes; i++) {
         if (c->skip[i])
             continue;
+        double t0 = prof ? nh_time_now() : 0.0;
         if ((st = run_node(c, i, n, err)) != NH_OK)
             return st;
+        if (prof) {
+            clFinish(nh_cl_queue(c->cl));
+            profile_node(m, i, nh_time_now() - t0);
+        }
     }
     cl_int rc = clEnqueueReadBuffer(nh_cl_queue(c->cl), c->slots[c->plan.slot[m->n_nodes]], CL_TRUE,
                                     0, n * m->out_dim * sizeof(float), out, 0, NULL, NULL);

@@ -18,6 +18,13 @@ inline float nh_act1(float v, uint act)
     }
 }
 
+/* The same on any float vector type (a macro: OpenCL C has no overloading). */
+#define NH_ACT_V(v, act)                                                                      \
+    ((act) == 1   ? fmax((v), 0.0f)                                                           \
+     : (act) == 2 ? (v) * fmin(fmax((v) + 3.0f, 0.0f), 6.0f) / 6.0f                           \
+     : (act) == 3 ? fmin(fmax((v) + 3.0f, 0.0f), 6.0f) / 6.0f                                 \
+                  : (v))
+
 /* y = act(x), count floats; y may be x. One work-item per value. */
 kernel void nh_act(global const float *x, global float *y, uint count, uint act)
 {

@@ -3,113 +3,231 @@
  * then out_c biases when has_bias. Padding (top, left) given; zeros outside the image.
  * Every kernel sums over (ci, ky, kx) in ascending order and adds the bias last. */
 
-/* General conv (the stem): one work-item per output value. Grid: (oh*ow, out_c, n). */
+/* Lane j of a vector of 8 values read along a row at base + j * step, zero outside
+ * [0, width): the edge path of the vectorised kernels (no private arrays, which some CPU
+ * device compilers keep in memory). */
+#define NH_EDGE(row, base, step, width, j)                                                    \
+    (((base) + (j) * (step)) >= 0 && ((base) + (j) * (step)) < (width)                       \
+         ? (row)[(base) + (j) * (step)]                                                       \
+         : 0.0f)
+#define NH_EDGE8(row, base, step, width)                                                      \
+    (float8)(NH_EDGE(row, base, step, width, 0), NH_EDGE(row, base, step, width, 1),         \
+             NH_EDGE(row, base, step, width, 2), NH_EDGE(row, base, step, width, 3),         \
+             NH_EDGE(row, base, step, width, 4), NH_EDGE(row, base, step, width, 5),         \
+             NH_EDGE(row, base, step, width, 6), NH_EDGE(row, base, step, width, 7))
+
+/* 8 values along a row starting at base with step 1 or 2, zero outside [0, width). */
+inline float8 nh_row8(global const float *row, int base, int step, int width)
+{
+    if (base >= 0 && base + 8 * step <= width)
+        return step == 1 ? vload8(0, row + base) : vload16(0, row + base).even;
+    return NH_EDGE8(row, base, step, width);
+}
+
+/* Store the first `count` (1..8) lanes of v at p. */
+inline void nh_store8(float8 v, global float *p, int count)
+{
+    if (count >= 8) {
+        vstore8(v, 0, p);
+        return;
+    }
+    p[0] = v.s0;
+    if (count > 1) p[1] = v.s1;
+    if (count > 2) p[2] = v.s2;
+    if (count > 3) p[3] = v.s3;
+    if (count > 4) p[4] = v.s4;
+    if (count > 5) p[5] = v.s5;
+    if (count > 6) p[6] = v.s6;
+}
+
+/* General conv (the stem): one work-item per 8 consecutive output pixels of a row and up
+ * to 8 output channels of one group, so each input vector serves 8 channels. Strides 1 and
+ * 2 load vectors; larger strides gather. Grid: (ceil(ow / 8), oh,
+ * n * groups * ceil(out_c / groups / 8)). */
 kernel void nh_conv2d(global const float *x, global float *y, global const float *w, uint w_off,
                       uint c, uint h, uint wd, uint out_c, uint oh, uint ow, uint kh, uint kw,
                       uint stride, uint pt, uint pl, uint groups, uint has_bias)
 {
-    uint p = get_global_id(0), co = get_global_id(1), n = get_global_id(2);
-    if (p >= oh * ow)
+    uint ox0 = get_global_id(0) * 8, oy = get_global_id(1);
+    uint gin = c / groups, gout = out_c / groups, taps = gin * kh * kw;
+    uint bpg = (gout + 7) / 8, blk = get_global_id(2) % (groups * bpg);
+    uint n = get_global_id(2) / (groups * bpg), g = blk / bpg;
+    uint co0 = g * gout + blk % bpg * 8, cnt = min(8u, gout - blk % bpg * 8);
+    if (ox0 >= ow || oy >= oh)
         return;
-    uint oy = p / ow, ox = p % ow;
-    uint gin = c / groups, g = co / (out_c / groups);
-    global const float *wp = w + w_off + (size_t)co * gin * kh * kw;
-    float s = 0.0f;
+    /* Rows past cnt repeat co0's; their results are not stored. */
+    global const float *wb = w + w_off;
+    global const float *w0 = wb + (size_t)co0 * taps;
+    global const float *w1 = wb + (size_t)(cnt > 1 ? co0 + 1 : co0) * taps;
+    global const float *w2 = wb + (size_t)(cnt > 2 ? co0 + 2 : co0) * taps;
+    global const float *w3 = wb + (size_t)(cnt > 3 ? co0 + 3 : co0) * taps;
+    global const float *w4 = wb + (size_t)(cnt > 4 ? co0 + 4 : co0) * taps;
+    global const float *w5 = wb + (size_t)(cnt > 5 ? co0 + 5 : co0) * taps;
+    global const float *w6 = wb + (size_t)(cnt > 6 ? co0 + 6 : co0) * taps;
+    global const float *w7 = wb + (size_t)(cnt > 7 ? co0 + 7 : co0) * taps;
+    float8 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, a4 = 0.0f, a5 = 0.0f, a6 = 0.0f, a7 = 0.0f;
+    int x0 = (int)(ox0 * stride) - (int)pl;
     for (uint ci = 0; ci < gin; ci++) {
         global const float *xp = x + ((size_t)n * c + g * gin + ci) * h * wd;
         for (uint ky = 0; ky < kh; ky++) {
             int iy = (int)(oy * stride + ky) - (int)pt;
+            if (iy < 0 || iy >= (int)h)
+                continue;
+            global const float *row = xp + (size_t)iy * wd;
             for (uint kx = 0; kx < kw; kx++) {
-                int ix = (int)(ox * stride + kx) - (int)pl;
-                float wv = wp[(ci * kh + ky) * kw + kx];
-                if (iy >= 0 && iy < (int)h && ix >= 0 && ix < (int)wd)
-                    s += wv * xp[iy * wd + ix];
+                int base = x0 + (int)kx;
+                float8 v = stride <= 2 ? nh_row8(row, base, (int)stride, (int)wd)
+                                       : NH_EDGE8(row, base, (int)stride, (int)wd);
+                uint t = (ci * kh + ky) * kw + kx;
+                a0 += w0[t] * v;
+                a1 += w1[t] * v;
+                a2 += w2[t] * v;
+                a3 += w3[t] * v;
+                a4 += w4[t] * v;
+                a5 += w5[t] * v;
+                a6 += w6[t] * v;
+                a7 += w7[t] * v;
             }
         }
     }
-    if (has_bias)
-        s += w[w_off + (size_t)out_c * gin * kh * kw + co];
-    y[((size_t)n * out_c + co) * oh * ow + p] = s;
+    int count = (int)min(8u, ow - ox0);
+    global float *yp = y + (((size_t)n * out_c + co0) * oh + oy) * ow + ox0;
+    size_t plane = (size_t)oh * ow;
+    global const float *bias = wb + (size_t)out_c * taps + co0;
+#define NH_CONV_OUT(j, a)                                                                     \
+    if (j < cnt)                                                                              \
+        nh_store8(has_bias ? a + bias[j] : a, yp + j * plane, count);
+    NH_CONV_OUT(0, a0)
+    NH_CONV_OUT(1, a1)
+    NH_CONV_OUT(2, a2)
+    NH_CONV_OUT(3, a3)
+    NH_CONV_OUT(4, a4)
+    NH_CONV_OUT(5, a5)
+    NH_CONV_OUT(6, a6)
+    NH_CONV_OUT(7, a7)
+#undef NH_CONV_OUT
 }
 
-/* Depthwise conv (groups == c == out_c), 3x3 or 5x5 SAME in the network. One work-item per
- * output value. Grid: (oh*ow, c, n). */
+/* Depthwise conv (groups == c == out_c), KxK with K a compile-time constant so the taps
+ * unroll; 8 consecutive output pixels of a row per work-item. Grid: (ceil(ow / 8), oh,
+ * n * c). */
+#define NH_DW(K)                                                                              \
+    kernel void nh_conv_dw##K(global const float *x, global float *y, global const float *w,  \
+                              uint w_off, uint c, uint h, uint wd, uint oh, uint ow,          \
+                              uint stride, uint pt, uint pl, uint has_bias)                   \
+    {                                                                                         \
+        uint ox0 = get_global_id(0) * 8, oy = get_global_id(1), nc = get_global_id(2);        \
+        if (ox0 >= ow || oy >= oh)                                                            \
+            return;                                                                           \
+        uint ch = nc % c;                                                                     \
+        global const float *xp = x + (size_t)nc * h * wd;                                     \
+        global const float *wp = w + w_off + (size_t)ch * K * K;                              \
+        int x0 = (int)(ox0 * stride) - (int)pl;                                               \
+        float8 s = 0.0f;                                                                      \
+        for (int ky = 0; ky < K; ky++) {                                                      \
+            int iy = (int)(oy * stride) + ky - (int)pt;                                       \
+            if (iy < 0 || iy >= (int)h)                                                       \
+                continue;                                                                     \
+            global const float *row = xp + (size_t)iy * wd;                                   \
+            for (int kx = 0; kx < K; kx++)                                                    \
+                s += wp[ky * K + kx] * nh_row8(row, x0 + kx, (int)stride, (int)wd);           \
+        }                                                                                     \
+        if (has_bias)                                                                         \
+            s += w[w_off + (size_t)c * K * K + ch];                                           \
+        nh_store8(s, y + ((size_t)nc * oh + oy) * ow + ox0, (int)min(8u, ow - ox0));          \
+    }
+NH_DW(3)
+NH_DW(5)
+
+/* Any other depthwise kernel size. Grid: (ow, oh, n * c). */
 kernel void nh_conv_dw(global const float *x, global float *y, global const float *w, uint w_off,
                        uint c, uint h, uint wd, uint oh, uint ow, uint kh, uint kw, uint stride,
                        uint pt, uint pl, uint has_bias)
 {
-    uint p = get_global_id(0), ch = get_global_id(1), n = get_global_id(2);
-    if (p >= oh * ow)
+    uint ox = get_global_id(0), oy = get_global_id(1), nc = get_global_id(2);
+    if (ox >= ow || oy >= oh)
         return;
-    uint oy = p / ow, ox = p % ow;
-    global const float *xp = x + ((size_t)n * c + ch) * h * wd;
+    uint ch = nc % c;
+    global const float *xp = x + (size_t)nc * h * wd;
     global const float *wp = w + w_off + (size_t)ch * kh * kw;
     int y0 = (int)(oy * stride) - (int)pt, x0 = (int)(ox * stride) - (int)pl;
     float s = 0.0f;
     for (uint ky = 0; ky < kh; ky++) {
         int iy = y0 + (int)ky;
-        if (iy < 0 || iy >= (int)h)
-            continue;
         for (uint kx = 0; kx < kw; kx++) {
             int ix = x0 + (int)kx;
-            if (ix >= 0 && ix < (int)wd)
-                s += wp[ky * kw + kx] * xp[iy * wd + ix];
+            int ok = iy >= 0 && iy < (int)h && ix >= 0 && ix < (int)wd;
+            float v = xp[ok ? iy * (int)wd + ix : 0];
+            s += wp[ky * kw + kx] * (ok ? v : 0.0f);
         }
     }
     if (has_bias)
         s += w[w_off + (size_t)c * kh * kw + ch];
-    y[((size_t)n * c + ch) * oh * ow + p] = s;
+    y[((size_t)nc * oh + oy) * ow + ox] = s;
 }
 
 /* Pointwise 1x1 conv as a GEMM per image: y[co][p] = sum_ci W[co][ci] x[ci][p] (+ b[co]).
- * Each work-item computes a 4 (channels) x 4 (pixels) register tile; loads along pixels
- * are contiguous, weights are shared by the whole work-group. Grid: (ceil(hw/4),
- * ceil(out_c/4), n). */
+ * Each work-item computes a register tile of 4 output channels x NH_PW_V consecutive
+ * pixels (one vector, 4/8/16): loads along pixels are contiguous (coalesced on GPUs, vector lanes
+ * on CPUs, where the device compiler does not vectorize across work-items with a loop
+ * inside), and each weight is reused NH_PW_V times. Grid: (ceil(hw / NH_PW_V),
+ * ceil(out_c / 4), n). Named accumulators, not a private array: some CPU device compilers
+ * keep private arrays in memory. */
+#ifndef NH_PW_V
+#define NH_PW_V 8
+#endif
+#define NH_CAT_(a, b) a##b
+#define NH_CAT(a, b) NH_CAT_(a, b)
+#define NH_VEC NH_CAT(float, NH_PW_V)
+#define NH_VLOAD NH_CAT(vload, NH_PW_V)
+#define NH_VSTORE NH_CAT(vstore, NH_PW_V)
+
 kernel void nh_conv1x1(global const float *x, global float *y, global const float *w, uint w_off,
                        uint c, uint hw, uint out_c, uint has_bias)
 {
-    uint p0 = get_global_id(0) * 4, co0 = get_global_id(1) * 4, n = get_global_id(2);
+    uint p0 = get_global_id(0) * NH_PW_V, co0 = get_global_id(1) * 4, n = get_global_id(2);
     if (p0 >= hw || co0 >= out_c)
         return;
-    global const float *xp = x + (size_t)n * c * hw;
-    global const float *wp = w + w_off;
-    float4 acc0 = 0.0f, acc1 = 0.0f, acc2 = 0.0f, acc3 = 0.0f;
-    uint co1 = min(co0 + 1, out_c - 1), co2 = min(co0 + 2, out_c - 1), co3 = min(co0 + 3, out_c - 1);
-    int full = p0 + 4 <= hw;
-    for (uint ci = 0; ci < c; ci++) {
-        global const float *xr = xp + (size_t)ci * hw + p0;
-        float4 v;
-        if (full) {
-            v = vload4(0, xr);
-        } else {
-            v.x = xr[0];
-            v.y = p0 + 1 < hw ? xr[1] : 0.0f;
-            v.z = p0 + 2 < hw ? xr[2] : 0.0f;
-            v.w = 0.0f;
+    global const float *xp = x + (size_t)n * c * hw + p0;
+    /* Rows past out_c repeat the last one; their results are not stored. */
+    global const float *w0 = w + w_off + (size_t)co0 * c;
+    global const float *w1 = w + w_off + (size_t)min(co0 + 1, out_c - 1) * c;
+    global const float *w2 = w + w_off + (size_t)min(co0 + 2, out_c - 1) * c;
+    global const float *w3 = w + w_off + (size_t)min(co0 + 3, out_c - 1) * c;
+    NH_VEC a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+    if (p0 + NH_PW_V <= hw) {
+        for (uint ci = 0; ci < c; ci++) {
+            NH_VEC v = NH_VLOAD(0, xp + (size_t)ci * hw);
+            a0 += w0[ci] * v;
+            a1 += w1[ci] * v;
+            a2 += w2[ci] * v;
+            a3 += w3[ci] * v;
         }
-        acc0 += wp[(size_t)co0 * c + ci] * v;
-        acc1 += wp[(size_t)co1 * c + ci] * v;
-        acc2 += wp[(size_t)co2 * c + ci] * v;
-        acc3 += wp[(size_t)co3 * c + ci] * v;
+    } else {
+        for (uint ci = 0; ci < c; ci++) {
+            float t[NH_PW_V];
+            for (uint k = 0; k < NH_PW_V; k++)
+                t[k] = p0 + k < hw ? xp[(size_t)ci * hw + k] : 0.0f;
+            NH_VEC v = NH_VLOAD(0, t);
+            a0 += w0[ci] * v;
+            a1 += w1[ci] * v;
+            a2 += w2[ci] * v;
+            a3 += w3[ci] * v;
+        }
     }
-    if (has_bias) {
-        global const float *b = wp + (size_t)out_c * c;
-        acc0 += b[co0];
-        acc1 += b[co1];
-        acc2 += b[co2];
-        acc3 += b[co3];
-    }
-    float4 accs[4] = {acc0, acc1, acc2, acc3};
-    for (uint k = 0; k < 4 && co0 + k < out_c; k++) {
-        global float *yr = y + ((size_t)n * out_c + co0 + k) * hw + p0;
-        if (full) {
-            vstore4(accs[k], 0, yr);
+    NH_VEC r[4] = {a0, a1, a2, a3};
+    for (uint j = 0; j < 4 && co0 + j < out_c; j++) {
+        NH_VEC o = r[j];
+        if (has_bias)
+            o += w[w_off + (size_t)out_c * c + co0 + j];
+        global float *yr = y + ((size_t)n * out_c + co0 + j) * hw + p0;
+        if (p0 + NH_PW_V <= hw) {
+            NH_VSTORE(o, 0, yr);
         } else {
-            yr[0] = accs[k].x;
-            if (p0 + 1 < hw)
-                yr[1] = accs[k].y;
-            if (p0 + 2 < hw)
-                yr[2] = accs[k].z;
+            float t[NH_PW_V];
+            NH_VSTORE(o, 0, t);
+            for (uint k = 0; k < NH_PW_V && p0 + k < hw; k++)
+                yr[k] = t[k];
         }
     }
 }

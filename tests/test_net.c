@@ -312,6 +312,24 @@ static void test_kernel_conv(void **state)
         cm_finish(&c);
         cm_compare(&c, n, 1e-5, "conv2d 3x3 s1 5->7 17x13 bias");
         nh_model_destroy(c.m);
+        /* Grouped conv (2 groups of 3 -> 5 channels) and stride 3: the blocked and gather
+         * paths of nh_conv2d. */
+        cm_init(&c, 6, 20, 19);
+        cm_add(&c, conv_node(0, 10, 3, 1, 1, 0, 1, 2, 2, 1), 10 * 3 * 9 + 10);
+        cm_finish(&c);
+        cm_compare(&c, n, 1e-5, "conv2d 3x3 g2 6->10 20x19 bias");
+        nh_model_destroy(c.m);
+        cm_init(&c, 4, 26, 26);
+        cm_add(&c, conv_node(0, 12, 5, 3, 2, 2, 2, 2, 1, 0), 12 * 4 * 25);
+        cm_finish(&c);
+        cm_compare(&c, n, 1e-5, "conv2d 5x5 s3 4->12 26x26");
+        nh_model_destroy(c.m);
+        /* Depthwise with a kernel size other than 3 and 5 (generic kernel). */
+        cm_init(&c, 8, 15, 15);
+        cm_add(&c, conv_node(0, 8, 7, 2, 3, 3, 3, 3, 8, 1), 8 * 49 + 8);
+        cm_finish(&c);
+        cm_compare(&c, n, 1e-5, "dwconv 7x7 s2 c8 15x15 bias");
+        nh_model_destroy(c.m);
         /* Pointwise GEMM: pixel tails (45x45 = 2025) and channel tails (out 22). */
         static const uint32_t pw[][3] = {{16, 56, 45}, {24, 22, 23}, {72, 432, 12}, {40, 216, 7}};
         for (size_t k = 0; k < 4; k++) {
@@ -523,6 +541,18 @@ static void test_network_cl(void **state)
 {
     (void)state;
     check_network(&nh_runner_cl, 8);
+}
+
+/* The kernel shapes chosen for GPUs (work-group reductions in instance norm, 4-pixel
+ * pointwise tiles), run on whatever device this is. */
+static void test_network_cl_gpu_shapes(void **state)
+{
+    (void)state;
+    setenv("NH_NET_IN_WG", "64", 1);
+    setenv("NH_NET_PW_V", "4", 1);
+    check_network(&nh_runner_cl, 3);
+    unsetenv("NH_NET_IN_WG");
+    unsetenv("NH_NET_PW_V");
 }
 
 static void test_batch_equals_single(void **state)
@@ -776,10 +806,15 @@ static void test_import_refuses(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hash_bits),           cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_loader_rejects),      cmocka_unit_test(test_import_refuses),
-        cmocka_unit_test(test_kernel_conv),         cmocka_unit_test(test_kernel_norm_act),
-        cmocka_unit_test(test_network_ref),         cmocka_unit_test(test_network_cl),
+        cmocka_unit_test(test_hash_bits),
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_loader_rejects),
+        cmocka_unit_test(test_import_refuses),
+        cmocka_unit_test(test_kernel_conv),
+        cmocka_unit_test(test_kernel_norm_act),
+        cmocka_unit_test(test_network_ref),
+        cmocka_unit_test(test_network_cl),
+        cmocka_unit_test(test_network_cl_gpu_shapes),
         cmocka_unit_test(test_batch_equals_single),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
