@@ -8,7 +8,10 @@
 
 #include "nhdb/nhdb.h"
 
+/* A batch commits after this many files or this many seconds, whichever comes first, so a
+ * kill loses at most a few seconds of work. */
 #define COMMIT_EVERY 512
+#define COMMIT_SECONDS 2.0
 
 struct nh_cli_db {
     nh_db *db;
@@ -17,6 +20,7 @@ struct nh_cli_db {
     int write;
     int in_batch;
     size_t pending;
+    double batch_started;
     uint64_t added, dupes;
     /* Digests known at open plus those added since: a sorted array and an overflow list,
      * under mu (the skip hook runs on decode workers). */
@@ -149,6 +153,7 @@ nh_status nh_cli_db_add(nh_cli_db *d, const nh_record *r, const char *label, con
         if (st != NH_OK)
             return st;
         d->in_batch = 1;
+        d->batch_started = nh_time_now();
     }
     nh_db_entry e;
     memset(&e, 0, sizeof e);
@@ -183,7 +188,7 @@ nh_status nh_cli_db_add(nh_cli_db *d, const nh_record *r, const char *label, con
         push(&d->fresh, &d->nfresh, &d->capfresh, r->digest);
         pthread_mutex_unlock(&d->mu);
     }
-    if (++d->pending >= COMMIT_EVERY)
+    if (++d->pending >= COMMIT_EVERY || nh_time_now() - d->batch_started >= COMMIT_SECONDS)
         return nh_cli_db_flush(d, NULL, NULL, err);
     return NH_OK;
 }

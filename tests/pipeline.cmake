@@ -1,2 +1,5 @@
 nh_add_test(pipeline LIBS nh_core TIMEOUT 900)
 add_dependencies(test_pipeline nhash)
+if(TARGET nhdb)
+  add_dependencies(test_pipeline nhdb)
+endif()

@@ -15,6 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "nhash/core.h"
+
 static char tmp[256];
 static char nhash[1024];
 static const char *src_dir;
@@ -165,12 +167,239 @@ static void test_errors_go_on(void **state)
     assert_int_equal(rc, 2);
 }
 
+/* The test model: models/nh_test.nhm when committed, else imported from the ONNX. */
+static const char *test_model(void)
+{
+    static char path[1200];
+    if (path[0])
+        return path;
+    snprintf(path, sizeof path, "%s/models/nh_test.nhm", src_dir);
+    if (access(path, R_OK) == 0)
+        return path;
+    char onnx[1100], cmd[4096];
+    snprintf(onnx, sizeof onnx, "%s/models/nh_test.onnx", src_dir);
+    if (access(onnx, R_OK) != 0) {
+        path[0] = '\0';
+        return NULL;
+    }
+    snprintf(path, sizeof path, "%s/nh_test.nhm", tmp);
+    snprintf(cmd, sizeof cmd, "'%s' model import '%s' '%s/models/nh_test_seed.dat' -o '%s' >/dev/null",
+             nhash, onnx, src_dir, path);
+    if (system(cmd) != 0)
+        path[0] = '\0';
+    return path[0] ? path : NULL;
+}
+
+static int have_data(void)
+{
+    const char *d = getenv("NH_DATA_DIR");
+    char p[1024];
+    snprintf(p, sizeof p, "%s/.dlib.stamp", d ? d : ".cache/data");
+    if (access(p, R_OK) != 0) {
+        printf("SKIP: no test images; run scripts/fetch-data.sh\n");
+        return 0;
+    }
+    return 1;
+}
+
+/* Neural hashes through the whole pipeline equal onnxruntime's for the fixture photos
+ * (tests/data/net/expected.tsv, made by scripts/net/make_fixtures.py), within 1 bit, for
+ * the OpenCL and the reference backends and several batch sizes. */
+static void test_neural_end_to_end(void **state)
+{
+    (void)state;
+    const char *model = test_model();
+    if (!model || !have_data()) {
+        printf("SKIP: no test model or data\n");
+        return;
+    }
+    const char *data = getenv("NH_DATA_DIR");
+    char exp_path[1024];
+    snprintf(exp_path, sizeof exp_path, "%s/tests/data/net/expected.tsv", src_dir);
+    FILE *f = fopen(exp_path, "r");
+    assert_non_null(f);
+    char line[16384], names[16][64], srcs[16][256], hashes[16][32];
+    int n = 0;
+    while (n < 16 && fgets(line, sizeof line, f)) {
+        if (line[0] == '#')
+            continue;
+        if (sscanf(line, "%63s %255s %*s %31s", names[n], srcs[n], hashes[n]) == 3 &&
+            strncmp(srcs[n], "synth", 5))
+            n++;
+    }
+    fclose(f);
+    assert_true(n >= 5);
+    char list[1024];
+    snprintf(list, sizeof list, "%s/neural_list", tmp);
+    f = fopen(list, "w");
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%s/%s\n", data, srcs[i]);
+    fclose(f);
+    const char *variants[] = {"--backend cl --batch 3", "--backend ref --batch 16",
+                              "--backend cl --batch 1 --threads 1"};
+    for (size_t v = 0; v < 3; v++) {
+        char cmd[4096];
+        int rc;
+        snprintf(cmd, sizeof cmd, "'%s' hash --model '%s' %s - < '%s'", nhash, model, variants[v],
+                 list);
+        char *out = run(cmd, &rc);
+        assert_int_equal(rc, 0);
+        char *p = out;
+        for (int i = 0; i < n; i++) {
+            char h[32];
+            assert_int_equal(sscanf(p, "%24s", h), 1);
+            uint8_t a[12], b[12];
+            assert_int_equal(nh_hex_decode(h, 24, a, 12), NH_OK);
+            assert_int_equal(nh_hex_decode(hashes[i], 24, b, 12), NH_OK);
+            unsigned d = nh_hamming(a, b, 12);
+            if (d)
+                printf("  %s (%s): %u bit(s) from onnxruntime\n", names[i], variants[v], d);
+            assert_true(d <= 1);
+            p = strchr(p, '\n');
+            assert_non_null(p);
+            p++;
+        }
+        free(out);
+    }
+}
+
+/* A folder of good photos and hostile files: every good file hashed, every bad one
+ * reported with a reason, exit status 1, and the order of records is the walk's order. */
+static void test_mixed_folder(void **state)
+{
+    (void)state;
+    const char *model = test_model();
+    if (!model || !have_data()) {
+        printf("SKIP: no test model or data\n");
+        return;
+    }
+    const char *data = getenv("NH_DATA_DIR");
+    char dir[512], cmd[8192];
+    snprintf(dir, sizeof dir, "%s/mixed", tmp);
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p '%s/sub' '%s/dir.jpg' && cp '%s'/sklearn/*.jpg '%s'/dlib/faces/dogs.jpg '%s/' && "
+             "cp '%s'/skimage/coffee.png '%s/sub/' && cp '%s'/skimage/truncated.jpg '%s/' && "
+             "cp '%s'/pixbuf/large.jpg '%s/bomb.jpg' && : > '%s/empty.png' && "
+             "echo text > '%s/sub/notes.jpg' && head -c 3000 '%s'/sklearn/china.jpg > '%s/sub/cut.jpg'",
+             dir, dir, data, data, dir, data, dir, data, dir, data, dir, dir, dir, data, dir);
+    assert_int_equal(system(cmd), 0);
+    int rc;
+    snprintf(cmd, sizeof cmd, "'%s' hash --model '%s' --algo neural,digest --format jsonl '%s' 2>/dev/null",
+             nhash, model, dir);
+    char *out = run(cmd, &rc);
+    assert_int_equal(rc, 1);
+    const char *good[] = {"/china.jpg\"", "/flower.jpg\"", "/dogs.jpg\"", "/sub/coffee.png\""};
+    const char *bad[] = {"/truncated.jpg\"", "/bomb.jpg\"", "/empty.png\"", "/sub/notes.jpg\"",
+                         "/sub/cut.jpg\""};
+    for (size_t i = 0; i < 4; i++) {
+        char *p = strstr(out, good[i]);
+        assert_non_null(p);
+        char *e = strchr(p, '\n');
+        *e = '\0';
+        assert_non_null(strstr(p, "\"neural\":"));
+        assert_null(strstr(p, "\"error\""));
+        *e = '\n';
+    }
+    for (size_t i = 0; i < 5; i++) {
+        char *p = strstr(out, bad[i]);
+        assert_non_null(p);
+        char *e = strchr(p, '\n');
+        *e = '\0';
+        assert_non_null(strstr(p, "\"error\":"));
+        *e = '\n';
+    }
+    assert_non_null(strstr(out, "over the 100.0 MP limit"));
+    assert_non_null(strstr(out, "empty file"));
+    /* dir.jpg is a folder: walked (empty), not an error. */
+    assert_null(strstr(out, "dir.jpg"));
+    free(out);
+}
+
+/* Entries of one kind in a set, through nhdb stats --json. */
+static long set_count(const char *db, const char *kind)
+{
+    char cmd[2048];
+    int rc;
+    snprintf(cmd, sizeof cmd, "'%s/dbtool/nhdb' stats --json '%s' 2>/dev/null", getenv("NH_BINARY_DIR"), db);
+    char *out = run(cmd, &rc);
+    long count = 0;
+    char key[64];
+    snprintf(key, sizeof key, "\"kind\":\"%s\"", kind);
+    char *p = rc == 0 ? strstr(out, key) : NULL;
+    char *c = p ? strstr(p, "\"count\":") : NULL;
+    if (c)
+        count = atol(c + 8);
+    free(out);
+    return count;
+}
+
+/* kill -9 in the middle of a --db build, repeated, then the same command again: the set ends
+ * with every file once per kind, and the re-runs skipped what earlier runs had committed. */
+static void test_resume_after_kill(void **state)
+{
+    (void)state;
+    const char *model = test_model();
+    if (!model || !have_data())
+        return;
+    const char *data = getenv("NH_DATA_DIR");
+    char db[512], cmd[8192];
+    snprintf(db, sizeof db, "%s/resume.set", tmp);
+    /* 206 photos through the plain-C network: slow enough to be killed mid-run. */
+    char job[4096], list[600];
+    snprintf(list, sizeof list, "%s/resume_list", tmp);
+    snprintf(cmd, sizeof cmd, "ls '%s'/dlib/faces/*.jpg '%s'/dlib/video_frames/*.jpg > '%s'", data,
+             data, list);
+    assert_int_equal(system(cmd), 0);
+    snprintf(job, sizeof job,
+             "'%s' hash --model '%s' --backend ref --batch 4 --algo neural,digest --db '%s' - < '%s'",
+             nhash, model, db, list);
+    int midway = 0;
+    long last = 0;
+    for (int round = 0; round < 3; round++) {
+        snprintf(cmd, sizeof cmd, "%s >/dev/null 2>&1 & pid=$!; sleep %d.%d; kill -9 $pid 2>/dev/null; "
+                                  "wait $pid 2>/dev/null; true",
+                 job, 1 + round, 3 * round);
+        assert_int_equal(system(cmd), 0);
+        long now = set_count(db, "digest");
+        printf("  after kill %d: %ld files in the set\n", round + 1, now);
+        assert_true(now >= last);
+        midway |= now < 206;
+        last = now;
+    }
+    assert_true(midway);
+    int rc;
+    snprintf(cmd, sizeof cmd, "%s 2>&1 >/dev/null", job);
+    char *out = run(cmd, &rc);
+    assert_int_equal(rc, 0);
+    printf("  re-run: %s", out);
+    free(out);
+    long digests = set_count(db, "digest"), neural = set_count(db, "neural");
+    snprintf(cmd, sizeof cmd, "cd '%s/dlib' && xxhsum -H2 faces/*.jpg video_frames/*.jpg | cut -d' ' -f1 | sort -u | wc -l", data);
+    out = run(cmd, &rc);
+    long distinct = atol(out);
+    free(out);
+    printf("  206 files, %ld distinct contents, %ld digest and %ld neural entries\n", distinct,
+           digests, neural);
+    /* Every file once; a file whose twin (same bytes) was committed first is skipped. */
+    assert_true(digests >= distinct && digests <= 206);
+    assert_int_equal(neural, digests);
+    snprintf(cmd, sizeof cmd, "%s 2>&1 >/dev/null", job);
+    out = run(cmd, &rc);
+    assert_non_null(strstr(out, " 0 entries added"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "'%s/dbtool/nhdb' verify '%s' >/dev/null", getenv("NH_BINARY_DIR"), db);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_digest_matches_xxhsum),
         cmocka_unit_test(test_stdin_names),
         cmocka_unit_test(test_errors_go_on),
+        cmocka_unit_test(test_neural_end_to_end),
+        cmocka_unit_test(test_mixed_folder),
+        cmocka_unit_test(test_resume_after_kill),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
