@@ -429,10 +429,12 @@ static nh_status op_conv(importer *im)
 
     uint32_t in_t;
     value base = *x;
+    value *src = x; /* materialised in place, so a shared lazy value is computed once */
     if (x->kind == V_PAD) {
         for (int i = 0; i < 4; i++)
             nd.pad[i] += x->pad[i];
         base.kind = V_TENSOR;
+        src = &base;
     } else if (x->kind == V_SLICE) {
         /* One part of a split depthwise conv: kept until the Concat joins the parts. */
         if (nd.groups != 1 && nd.groups != x->cn)
@@ -457,7 +459,7 @@ static nh_status op_conv(importer *im)
             memcpy(o->data + nweights, b->data, b->count * sizeof(float));
         return NH_OK;
     }
-    nh_status st = materialize(im, &base, &in_t);
+    nh_status st = materialize(im, src, &in_t);
     if (st != NH_OK)
         return st;
     nh_shape s = im->shapes[in_t];

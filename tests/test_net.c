@@ -801,20 +801,99 @@ static void test_import_refuses(void **state)
     uint8_t small[100] = {0};
     assert_int_equal(nh_onnx_read_seed(small, sizeof small, 128, &seed, &rows, &err),
                      NH_ERR_FORMAT);
+    /* An unsupported op is refused with the node's name and op type. */
+    const char *src = getenv("NH_SOURCE_DIR");
+    char *p = path_join(src ? src : ".", "models/nh_unsupported.onnx");
+    size_t len = 0;
+    uint8_t *onnx = read_file(p, &len);
+    assert_non_null(onnx);
+    nh_onnx_opts o = {32, 32, NULL, NULL};
+    assert_int_equal(nh_onnx_import(onnx, len, NULL, 0, &o, &m, &err), NH_ERR_UNSUPPORTED);
+    printf("  refused: %s\n", err.msg);
+    assert_non_null(strstr(err.msg, "(Softmax)"));
+    assert_non_null(strstr(err.msg, "unsupported operator"));
+    /* Truncated protobuf: refused, never a crash. */
+    for (size_t cut = 1; cut < len; cut += len / 37 + 1) {
+        nh_error_clear(&err);
+        nh_status st = nh_onnx_import(onnx, cut, NULL, 0, &o, &m, &err);
+        assert_int_not_equal(st, NH_OK);
+    }
+    free(onnx);
+    free(p);
+}
+
+/* The op patterns of other exporters (scripts/net/make_pattern_fixtures.py): separate Pad,
+ * decomposed HardSwish/HardSigmoid, split depthwise conv, ReduceMean, MatMul + Add. */
+static void test_import_patterns(void **state)
+{
+    (void)state;
+    nh_error err;
+    nh_error_clear(&err);
+    const char *src = getenv("NH_SOURCE_DIR"), *fix = getenv("NH_FIXTURE_DIR");
+    char *po = path_join(src ? src : ".", "models/nh_patterns.onnx");
+    char *pi = path_join(fix ? fix : "tests/data", "net/patterns_input.bin");
+    char *pe = path_join(fix ? fix : "tests/data", "net/patterns_expected.bin");
+    size_t lo = 0, li = 0, le = 0;
+    uint8_t *onnx = read_file(po, &lo), *in = read_file(pi, &li), *exp = read_file(pe, &le);
+    assert_non_null(onnx);
+    assert_non_null(in);
+    assert_non_null(exp);
+    size_t n = le / (16 * 4);
+    assert_int_equal(li, n * 3 * 32 * 32 * 4);
+    nh_model *m = NULL;
+    nh_onnx_opts o = {32, 32, "patterns", "1"};
+    if (nh_onnx_import(onnx, lo, NULL, 0, &o, &m, &err) != NH_OK)
+        err_print("import", &err);
+    assert_int_equal(err.status, NH_OK);
+    assert_int_equal(m->out_dim, 16);
+    unsigned acts[4] = {0}, dw = 0;
+    for (uint32_t i = 0; i < m->n_nodes; i++) {
+        if (m->nodes[i].op == NH_OP_ACT)
+            acts[m->nodes[i].aux]++;
+        if (m->nodes[i].op == NH_OP_CONV && m->nodes[i].groups == 8)
+            dw++;
+    }
+    /* hswish twice (decomposed, x * HardSigmoid), hsigmoid once (decomposed), relu twice. */
+    assert_int_equal(acts[NH_ACT_HSWISH], 2);
+    assert_int_equal(acts[NH_ACT_HSIGMOID], 1);
+    assert_int_equal(acts[NH_ACT_RELU], 2);
+    assert_int_equal(dw, 1);
+    const nh_runner_backend *bs[2] = {&nh_runner_ref, &nh_runner_cl};
+    float out[64 * 16];
+    for (int b = 0; b < 2; b++) {
+        nh_runner *r = NULL;
+        nh_runner_opts ro = {n, g_cl};
+        assert_int_equal(nh_runner_create(bs[b], m, &ro, &r, &err), NH_OK);
+        assert_int_equal(nh_runner_run_f32(r, (const float *)in, n, out, &err), NH_OK);
+        double maxref = 0, maxdiff = 0;
+        for (size_t k = 0; k < n * 16; k++) {
+            float e;
+            memcpy(&e, exp + 4 * k, 4);
+            maxref = fmax(maxref, fabs(e));
+            maxdiff = fmax(maxdiff, fabs((double)e - out[k]));
+        }
+        printf("  %-6s patterns model: %u nodes, max rel err %.2e vs onnxruntime\n", bs[b]->name,
+               m->n_nodes, maxdiff / maxref);
+        assert_true(maxdiff / maxref <= 1e-5);
+        nh_runner_destroy(r);
+    }
+    nh_model_destroy(m);
+    free(onnx);
+    free(in);
+    free(exp);
+    free(po);
+    free(pi);
+    free(pe);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hash_bits),
-        cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_loader_rejects),
-        cmocka_unit_test(test_import_refuses),
-        cmocka_unit_test(test_kernel_conv),
-        cmocka_unit_test(test_kernel_norm_act),
-        cmocka_unit_test(test_network_ref),
-        cmocka_unit_test(test_network_cl),
-        cmocka_unit_test(test_network_cl_gpu_shapes),
+        cmocka_unit_test(test_hash_bits),           cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_loader_rejects),      cmocka_unit_test(test_import_refuses),
+        cmocka_unit_test(test_import_patterns),     cmocka_unit_test(test_kernel_conv),
+        cmocka_unit_test(test_kernel_norm_act),     cmocka_unit_test(test_network_ref),
+        cmocka_unit_test(test_network_cl),          cmocka_unit_test(test_network_cl_gpu_shapes),
         cmocka_unit_test(test_batch_equals_single),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
