@@ -9,7 +9,8 @@
  * uniformly random. Everything is single-threaded and seeded, so runs are comparable.
  *
  * usage: nhbench-db [--sizes 1000000,10000000] [--bits 96,256] [--queries 200]
- *                   [--dir DIR] [--no-faiss]
+ *                   [--dir DIR] [--batch N] [--keep] [--no-faiss]
+ * --batch: entries per build transaction (default: all in one, the bulk-load case)
  * Each timing is the second of two identical rounds, so the map pages a serving process
  * would hold are resident. Times are per query; ratios are "how many times slower than MIH".
  */
@@ -130,6 +131,7 @@ static uint64_t dir_bytes(const char *dir)
 }
 
 static int keep_db;
+static size_t build_batch = 0; /* 0: the whole set in one transaction */
 
 static void run(const char *dir, unsigned bits, size_t n, size_t nq, int use_faiss)
 {
@@ -158,7 +160,7 @@ static void run(const char *dir, unsigned bits, size_t n, size_t nq, int use_fai
     nh_db *db = NULL;
     if (nh_db_open(path, NH_DB_OPEN_CREATE, NULL, &db, &err))
         die(&err);
-    const size_t batch = 1000000;
+    const size_t batch = build_batch ? build_batch : n;
     char src[32];
     double t0 = nh_time_now();
     for (size_t i = 0; i < n; i += batch) {
@@ -274,13 +276,15 @@ int main(int argc, char **argv)
             nq = (size_t)strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
             dir = argv[++i];
+        else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
+            build_batch = (size_t)strtoull(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--keep") == 0)
             keep_db = 1;
         else if (strcmp(argv[i], "--no-faiss") == 0)
             use_faiss = 0;
         else {
             fprintf(stderr, "usage: nhbench-db [--sizes N,N] [--bits 96,256] [--queries Q] "
-                            "[--dir DIR] [--keep] [--no-faiss]\n");
+                            "[--dir DIR] [--batch N] [--keep] [--no-faiss]\n");
             return 2;
         }
     }

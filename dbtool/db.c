@@ -282,7 +282,7 @@ nh_status nh_db_open(const char *path, unsigned flags, const nh_db_create_opts *
     if (!o.neural_substrings)
         o.neural_substrings = 4;
     if (!o.pdq_substrings)
-        o.pdq_substrings = 16;
+        o.pdq_substrings = 12;
     if (!o.initial_mapsize)
         o.initial_mapsize = NHDB_DEFAULT_MAPSIZE;
     if (o.neural_substrings < 3 || o.neural_substrings > 32 || o.pdq_substrings < 8 ||

@@ -6,7 +6,7 @@ add_library(nh_db STATIC
 target_include_directories(nh_db PUBLIC ${CMAKE_CURRENT_LIST_DIR}/include)
 target_link_libraries(nh_db PUBLIC nh_core PRIVATE nh_flags PkgConfig::LMDB PkgConfig::XXHASH)
 # Static consumers need LMDB and xxHash at link time.
-target_link_libraries(nh_db INTERFACE PkgConfig::LMDB PkgConfig::XXHASH)
+target_link_libraries(nh_db INTERFACE PkgConfig::LMDB PkgConfig::XXHASH m)
 
 add_library(nh_db_text STATIC ${CMAKE_CURRENT_LIST_DIR}/text.c)
 target_include_directories(nh_db_text PUBLIC ${CMAKE_CURRENT_LIST_DIR})

@@ -81,7 +81,7 @@ static const char create_help[] =
     "usage: nhdb create DB [--neural-substrings N] [--pdq-substrings N]\n"
     "Create an empty database in directory DB (created if missing).\n"
     "  --neural-substrings N  MIH substrings for 96-bit hashes (3..32, default 4)\n"
-    "  --pdq-substrings N     MIH substrings for 256-bit PDQ hashes (8..64, default 16)\n";
+    "  --pdq-substrings N     MIH substrings for 256-bit PDQ hashes (8..64, default 12)\n";
 
 static int cmd_create(int argc, char **argv)
 {

@@ -341,14 +341,22 @@ static void test_mih_clustered_96_m5(void **state)
 static void test_mih_clustered_256(void **state)
 {
     (void)state;
-    check_search(NULL, NH_DB_KIND_PDQ, 8000, 1, 8, 47, 3);
+    check_search(NULL, NH_DB_KIND_PDQ, 8000, 1, 8, 35, 3); /* default: 12 substrings */
 }
 
-static void test_mih_random_256_m12(void **state)
+/* Sixteen 16-bit substrings: no occupancy bitmap. */
+static void test_mih_clustered_256_m16(void **state)
 {
     (void)state;
-    nh_db_create_opts o = {.pdq_substrings = 12}; /* 21- and 22-bit substrings */
-    check_search(&o, NH_DB_KIND_PDQ, 6000, 0, 6, 35, 5);
+    nh_db_create_opts o = {.pdq_substrings = 16};
+    check_search(&o, NH_DB_KIND_PDQ, 6000, 1, 6, 47, 5);
+}
+
+static void test_mih_random_256_m9(void **state)
+{
+    (void)state;
+    nh_db_create_opts o = {.pdq_substrings = 9}; /* 28- and 29-bit substrings: bitmap on some */
+    check_search(&o, NH_DB_KIND_PDQ, 6000, 0, 6, 26, 5);
 }
 
 /* ---- dedupe, digests, kinds, growth ---- */
@@ -449,8 +457,8 @@ static void test_dedupe_and_digest(void **state)
     assert_verified(t.path);
     assert_int_equal(mdb_stat_rows(t.path, "entries"), 15000);
     assert_int_equal(mdb_stat_rows(t.path, "dedupe"), 15000);
-    /* neural kinds have 4 MIH rows per entry, PDQ 16 */
-    assert_int_equal(mdb_stat_rows(t.path, "mih"), 4 * 9000 + 16 * 3000);
+    /* neural kinds have 4 MIH rows per entry, PDQ 12 */
+    assert_int_equal(mdb_stat_rows(t.path, "mih"), 4 * 9000 + 12 * 3000);
     tdir_remove(&t);
 }
 
@@ -837,7 +845,8 @@ int main(void)
         cmocka_unit_test(test_mih_clustered_96),
         cmocka_unit_test(test_mih_clustered_96_m5),
         cmocka_unit_test(test_mih_clustered_256),
-        cmocka_unit_test(test_mih_random_256_m12),
+        cmocka_unit_test(test_mih_clustered_256_m16),
+        cmocka_unit_test(test_mih_random_256_m9),
         cmocka_unit_test(test_dedupe_and_digest),
         cmocka_unit_test(test_verify_detects_damage),
         cmocka_unit_test(test_cli_round_trips),

@@ -94,7 +94,7 @@ typedef struct nh_db_record {
 /* Options for a new database; zero fields take the defaults. */
 typedef struct nh_db_create_opts {
     unsigned neural_substrings; /* MIH substrings for 96-bit hashes, 3..32; default 4 */
-    unsigned pdq_substrings;    /* MIH substrings for 256-bit hashes, 8..64; default 16 */
+    unsigned pdq_substrings;    /* MIH substrings for 256-bit hashes, 8..64; default 12 */
     size_t initial_mapsize;     /* bytes; default 64 MiB; the map grows by itself */
 } nh_db_create_opts;
 
