@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum {
     K_U8,
@@ -16,6 +17,8 @@ enum {
     K_CONV_DW,
     K_CONV_DW3,
     K_CONV_DW5,
+    K_CONV_DW3W,
+    K_CONV_DW5W,
     K_CONV1X1,
     K_FC,
     K_INORM,
@@ -26,8 +29,9 @@ enum {
     K_COUNT
 };
 static const char *const kernel_names[K_COUNT] = {
-    "nh_u8_to_nchw", "nh_conv2d", "nh_conv_dw", "nh_conv_dw3", "nh_conv_dw5", "nh_conv1x1",
-    "nh_fc",         "nh_inorm",  "nh_act",     "nh_add",      "nh_mul",      "nh_gap",
+    "nh_u8_to_nchw",  "nh_conv2d",      "nh_conv_dw", "nh_conv_dw3_8", "nh_conv_dw5_8",
+    "nh_conv_dw3_16", "nh_conv_dw5_16", "nh_conv1x1", "nh_fc",         "nh_inorm",
+    "nh_act",         "nh_add",         "nh_mul",     "nh_gap",
 };
 
 typedef struct cl_runner {
@@ -41,6 +45,7 @@ typedef struct cl_runner {
     size_t in_wg;   /* work-group size of nh_inorm */
     size_t wg_x;    /* work-group width of the other kernels */
     size_t pw_v;    /* nh_conv1x1 tile width in pixels (x 4 channels) */
+    size_t c2_v;    /* nh_conv2d pixels per work-item */
     uint32_t *fuse; /* node -> activation fused into it (0 none) */
     uint8_t *skip;  /* node is an activation already fused */
 } cl_runner;
@@ -115,7 +120,11 @@ static nh_status cl_create(const nh_model *m, const nh_runner_opts *opts, nh_run
     if (c->pw_v != 4 && c->pw_v != 8 && c->pw_v != 16)
         c->pw_v = 4;
     char options[128];
-    snprintf(options, sizeof options, "-DNH_IN_WG=%zu -DNH_PW_V=%zu", c->in_wg, c->pw_v);
+    c->c2_v = getenv("NH_NET_C2_V") ? strtoul(getenv("NH_NET_C2_V"), NULL, 10) : 8;
+    if (c->c2_v != 16)
+        c->c2_v = 8;
+    snprintf(options, sizeof options, "-DNH_IN_WG=%zu -DNH_PW_V=%zu -DNH_C2_V=%zu", c->in_wg,
+             c->pw_v, c->c2_v);
     if ((st = nh_cl_program_build(c->cl, files, 5, options, &c->prog, err)) != NH_OK)
         goto fail;
     for (int i = 0; i < K_COUNT; i++)
@@ -260,7 +269,13 @@ static nh_status run_node(cl_runner *c, uint32_t i, size_t n, nh_error *err)
         cl_uint s = nd->stride, pt = nd->pad[0], pl = nd->pad[1], gr = nd->groups;
         size_t g[3] = {(ow + 7) / 8, oh, n * cc};
         if (gr == cc && gr == oc && kh == kw && (kh == 3 || kh == 5)) {
-            cl_kernel k = c->k[kh == 3 ? K_CONV_DW3 : K_CONV_DW5];
+            /* 16-pixel vectors on rows wide enough not to waste lanes (the 90 x 90 and
+             * 45 x 45 layers), 8 on the narrow ones. */
+            int wide = ow >= 40 && c->pw_v == 16;
+            cl_kernel k = c->k[kh == 3 ? (wide ? K_CONV_DW3W : K_CONV_DW3)
+                                       : (wide ? K_CONV_DW5W : K_CONV_DW5)];
+            if (wide)
+                g[0] = (ow + 15) / 16;
             rc = set_args(
                 k, "mmmuuuuuuuuuu",
                 ARGS(&x, &y, &c->weights, &w_off, &cc, &h, &wd, &oh, &ow, &s, &pt, &pl, &bias));
@@ -277,6 +292,7 @@ static nh_status run_node(cl_runner *c, uint32_t i, size_t n, nh_error *err)
             g[0] = ow;
             return enqueue(c, c->k[K_CONV_DW], 3, g, NULL, "nh_conv_dw", err);
         }
+        g[0] = (ow + c->c2_v - 1) / c->c2_v;
         g[2] = n * gr * ((oc / gr + 7) / 8);
         rc = set_args(c->k[K_CONV2D], "mmmuuuuuuuuuuuuuu",
                       ARGS(&x, &y, &c->weights, &w_off, &cc, &h, &wd, &oc, &oh, &ow, &kh, &kw, &s,
@@ -330,7 +346,16 @@ static nh_status run_node(cl_runner *c, uint32_t i, size_t n, nh_error *err)
     return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, NULL, "unknown op");
 }
 
-/* NH_NET_PROFILE=1: wait for every node and print the time per op kind to stderr. */
+/* Process CPU seconds (all threads): steadier than wall time on a shared machine. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* NH_NET_PROFILE=1: wait for every node and print the CPU time per op kind to stderr
+ * (columns: tensors larger than 1x1 / 1x1). */
 static void profile_node(const nh_model *m, uint32_t i, double dt)
 {
     static double acc[8][2];
@@ -355,12 +380,12 @@ static nh_status forward(cl_runner *c, size_t n, float *out, nh_error *err)
     for (uint32_t i = 0; i < m->n_nodes; i++) {
         if (c->skip[i])
             continue;
-        double t0 = prof ? nh_time_now() : 0.0;
+        double t0 = prof ? cpu_now() : 0.0;
         if ((st = run_node(c, i, n, err)) != NH_OK)
             return st;
         if (prof) {
             clFinish(nh_cl_queue(c->cl));
-            profile_node(m, i, nh_time_now() - t0);
+            profile_node(m, i, cpu_now() - t0);
         }
     }
     cl_int rc = clEnqueueReadBuffer(nh_cl_queue(c->cl), c->slots[c->plan.slot[m->n_nodes]], CL_TRUE,

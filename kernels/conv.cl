@@ -40,15 +40,53 @@ inline void nh_store8(float8 v, global float *p, int count)
     if (count > 6) p[6] = v.s6;
 }
 
+/* 16 values along a row, as nh_row8. */
+inline float16 nh_row16(global const float *row, int base, int step, int width)
+{
+    if (base >= 0 && base + 16 * step <= width)
+        return step == 1 ? vload16(0, row + base)
+                         : (float16)(vload16(0, row + base).even, vload16(0, row + base + 16).even);
+    return (float16)(NH_EDGE8(row, base, step, width), NH_EDGE8(row, base + 8 * step, step, width));
+}
+
+/* Store the first `count` (1..16) lanes of v at p. */
+inline void nh_store16(float16 v, global float *p, int count)
+{
+    if (count >= 16) {
+        vstore16(v, 0, p);
+        return;
+    }
+    nh_store8(v.lo, p, min(count, 8));
+    if (count > 8)
+        nh_store8(v.hi, p + 8, count - 8);
+}
+
 /* General conv (the stem): one work-item per 8 consecutive output pixels of a row and up
  * to 8 output channels of one group, so each input vector serves 8 channels. Strides 1 and
- * 2 load vectors; larger strides gather. Grid: (ceil(ow / 8), oh,
+ * 2 load vectors; larger strides gather. NH_C2_V (8 or 16) pixels per work-item.
+ * Grid: (ceil(ow / NH_C2_V), oh,
  * n * groups * ceil(out_c / groups / 8)). */
+#ifndef NH_C2_V
+#define NH_C2_V 8
+#endif
+#if NH_C2_V == 16
+#define NH_C2_T float16
+#define NH_C2_STORE nh_store16
+#define NH_C2_ROW(row, base, step, width)                                                     \
+    ((step) <= 2 ? nh_row16(row, base, step, width)                                           \
+                 : (float16)(NH_EDGE8(row, base, step, width),                                \
+                             NH_EDGE8(row, (base) + 8 * (step), step, width)))
+#else
+#define NH_C2_T float8
+#define NH_C2_STORE nh_store8
+#define NH_C2_ROW(row, base, step, width)                                                     \
+    ((step) <= 2 ? nh_row8(row, base, step, width) : NH_EDGE8(row, base, step, width))
+#endif
 kernel void nh_conv2d(global const float *x, global float *y, global const float *w, uint w_off,
                       uint c, uint h, uint wd, uint out_c, uint oh, uint ow, uint kh, uint kw,
                       uint stride, uint pt, uint pl, uint groups, uint has_bias)
 {
-    uint ox0 = get_global_id(0) * 8, oy = get_global_id(1);
+    uint ox0 = get_global_id(0) * NH_C2_V, oy = get_global_id(1);
     uint gin = c / groups, gout = out_c / groups, taps = gin * kh * kw;
     uint bpg = (gout + 7) / 8, blk = get_global_id(2) % (groups * bpg);
     uint n = get_global_id(2) / (groups * bpg), g = blk / bpg;
@@ -65,7 +103,7 @@ kernel void nh_conv2d(global const float *x, global float *y, global const float
     global const float *w5 = wb + (size_t)(cnt > 5 ? co0 + 5 : co0) * taps;
     global const float *w6 = wb + (size_t)(cnt > 6 ? co0 + 6 : co0) * taps;
     global const float *w7 = wb + (size_t)(cnt > 7 ? co0 + 7 : co0) * taps;
-    float8 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, a4 = 0.0f, a5 = 0.0f, a6 = 0.0f, a7 = 0.0f;
+    NH_C2_T a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, a4 = 0.0f, a5 = 0.0f, a6 = 0.0f, a7 = 0.0f;
     int x0 = (int)(ox0 * stride) - (int)pl;
     for (uint ci = 0; ci < gin; ci++) {
         global const float *xp = x + ((size_t)n * c + g * gin + ci) * h * wd;
@@ -76,8 +114,7 @@ kernel void nh_conv2d(global const float *x, global float *y, global const float
             global const float *row = xp + (size_t)iy * wd;
             for (uint kx = 0; kx < kw; kx++) {
                 int base = x0 + (int)kx;
-                float8 v = stride <= 2 ? nh_row8(row, base, (int)stride, (int)wd)
-                                       : NH_EDGE8(row, base, (int)stride, (int)wd);
+                NH_C2_T v = NH_C2_ROW(row, base, (int)stride, (int)wd);
                 uint t = (ci * kh + ky) * kw + kx;
                 a0 += w0[t] * v;
                 a1 += w1[t] * v;
@@ -90,13 +127,13 @@ kernel void nh_conv2d(global const float *x, global float *y, global const float
             }
         }
     }
-    int count = (int)min(8u, ow - ox0);
+    int count = (int)min((uint)NH_C2_V, ow - ox0);
     global float *yp = y + (((size_t)n * out_c + co0) * oh + oy) * ow + ox0;
     size_t plane = (size_t)oh * ow;
     global const float *bias = wb + (size_t)out_c * taps + co0;
 #define NH_CONV_OUT(j, a)                                                                     \
     if (j < cnt)                                                                              \
-        nh_store8(has_bias ? a + bias[j] : a, yp + j * plane, count);
+        NH_C2_STORE(has_bias ? a + bias[j] : a, yp + j * plane, count);
     NH_CONV_OUT(0, a0)
     NH_CONV_OUT(1, a1)
     NH_CONV_OUT(2, a2)
@@ -109,35 +146,38 @@ kernel void nh_conv2d(global const float *x, global float *y, global const float
 }
 
 /* Depthwise conv (groups == c == out_c), KxK with K a compile-time constant so the taps
- * unroll; 8 consecutive output pixels of a row per work-item. Grid: (ceil(ow / 8), oh,
- * n * c). */
-#define NH_DW(K)                                                                              \
-    kernel void nh_conv_dw##K(global const float *x, global float *y, global const float *w,  \
-                              uint w_off, uint c, uint h, uint wd, uint oh, uint ow,          \
-                              uint stride, uint pt, uint pl, uint has_bias)                   \
+ * unroll; V (8 or 16) consecutive output pixels of a row per work-item (16 for wide rows,
+ * 8 where 16 would waste lanes). Grid: (ceil(ow / V), oh, n * c). */
+#define NH_DW(K, V)                                                                           \
+    kernel void nh_conv_dw##K##_##V(global const float *x, global float *y,                   \
+                                    global const float *w, uint w_off, uint c, uint h,        \
+                                    uint wd, uint oh, uint ow, uint stride, uint pt, uint pl, \
+                                    uint has_bias)                                            \
     {                                                                                         \
-        uint ox0 = get_global_id(0) * 8, oy = get_global_id(1), nc = get_global_id(2);        \
+        uint ox0 = get_global_id(0) * V, oy = get_global_id(1), nc = get_global_id(2);        \
         if (ox0 >= ow || oy >= oh)                                                            \
             return;                                                                           \
         uint ch = nc % c;                                                                     \
         global const float *xp = x + (size_t)nc * h * wd;                                     \
         global const float *wp = w + w_off + (size_t)ch * K * K;                              \
         int x0 = (int)(ox0 * stride) - (int)pl;                                               \
-        float8 s = 0.0f;                                                                      \
+        float##V s = 0.0f;                                                                    \
         for (int ky = 0; ky < K; ky++) {                                                      \
             int iy = (int)(oy * stride) + ky - (int)pt;                                       \
             if (iy < 0 || iy >= (int)h)                                                       \
                 continue;                                                                     \
             global const float *row = xp + (size_t)iy * wd;                                   \
             for (int kx = 0; kx < K; kx++)                                                    \
-                s += wp[ky * K + kx] * nh_row8(row, x0 + kx, (int)stride, (int)wd);           \
+                s += wp[ky * K + kx] * nh_row##V(row, x0 + kx, (int)stride, (int)wd);         \
         }                                                                                     \
         if (has_bias)                                                                         \
             s += w[w_off + (size_t)c * K * K + ch];                                           \
-        nh_store8(s, y + ((size_t)nc * oh + oy) * ow + ox0, (int)min(8u, ow - ox0));          \
+        nh_store##V(s, y + ((size_t)nc * oh + oy) * ow + ox0, (int)min((uint)V, ow - ox0));   \
     }
-NH_DW(3)
-NH_DW(5)
+NH_DW(3, 8)
+NH_DW(5, 8)
+NH_DW(3, 16)
+NH_DW(5, 16)
 
 /* Any other depthwise kernel size. Grid: (ow, oh, n * c). */
 kernel void nh_conv_dw(global const float *x, global float *y, global const float *w, uint w_off,
