@@ -15,7 +15,9 @@
 
 #include "db_internal.h"
 
-#define NHDB_DEFAULT_MAPSIZE ((size_t)64 << 20)
+/* Address space, not disk: the file grows with the data. Large enough that a process which
+ * keeps a reader open while it writes (and so cannot remap) rarely meets the limit. */
+#define NHDB_DEFAULT_MAPSIZE ((size_t)4 << 30)
 
 static const char schema_key[] = "schema";
 

@@ -95,7 +95,7 @@ typedef struct nh_db_record {
 typedef struct nh_db_create_opts {
     unsigned neural_substrings; /* MIH substrings for 96-bit hashes, 3..32; default 4 */
     unsigned pdq_substrings;    /* MIH substrings for 256-bit hashes, 8..64; default 12 */
-    size_t initial_mapsize;     /* bytes; default 64 MiB; the map grows by itself */
+    size_t initial_mapsize;     /* bytes of address space; default 4 GiB; grows by itself */
 } nh_db_create_opts;
 
 enum {
