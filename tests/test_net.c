@@ -756,6 +756,40 @@ static void test_loader_rejects(void **state)
     }
     assert_int_equal(load_mut(b, len, (size_t)woff + 8, 0x7f800000u, 1), NH_ERR_FORMAT);
     assert_int_equal(load_mut(b, len, (size_t)soff + 4, 0x7fc00000u, 1), NH_ERR_FORMAT);
+    /* Random mutations behind a valid fingerprint: whatever the loader accepts must run
+     * safely (ASan/UBSan builds check the runs). */
+    for (int it = 0; it < 3000; it++) {
+        uint8_t *mb = malloc(len);
+        assert_non_null(mb);
+        memcpy(mb, b, len);
+        int flips = 1 + (int)(g_rng % 3);
+        for (int f = 0; f < flips; f++) {
+            frand();
+            size_t off = (size_t)(g_rng % (len < 700 ? len : 700)); /* header, nodes, weights */
+            frand();
+            mb[off] =
+                (g_rng & 1) ? (uint8_t)(g_rng >> 8) : (uint8_t)(mb[off] ^ (1u << (g_rng >> 8 & 7)));
+        }
+        refingerprint(mb, len);
+        m = NULL;
+        if (nh_model_load_buffer(mb, len, "fuzz", &m, &err) == NH_OK) {
+            nh_runner *r = NULL;
+            nh_runner_opts o = {2, NULL};
+            size_t in_n = nh_shape_size(m->shapes[0]) * 2;
+            float *x = calloc(in_n, sizeof *x), *y = calloc((size_t)m->out_dim * 2, sizeof *y);
+            assert_non_null(x);
+            assert_non_null(y);
+            for (size_t k = 0; k < in_n; k++)
+                x[k] = frand_nz();
+            assert_int_equal(nh_runner_create(&nh_runner_ref, m, &o, &r, &err), NH_OK);
+            assert_int_equal(nh_runner_run_f32(r, x, 2, y, &err), NH_OK);
+            nh_runner_destroy(r);
+            free(x);
+            free(y);
+            nh_model_destroy(m);
+        }
+        free(mb);
+    }
     /* Not a model at all. */
     assert_int_equal(nh_model_load_buffer("hello", 5, "tiny", &m, &err), NH_ERR_FORMAT);
     assert_int_equal(nh_model_load("/nonexistent/x.nhm", &m, &err), NH_ERR_NOT_FOUND);
@@ -812,6 +846,21 @@ static void test_import_refuses(void **state)
     printf("  refused: %s\n", err.msg);
     assert_non_null(strstr(err.msg, "(Softmax)"));
     assert_non_null(strstr(err.msg, "unsupported operator"));
+    /* Mutated protobuf: any status, never a crash (ASan builds check). */
+    for (int it = 0; it < 300; it++) {
+        uint8_t *mb = malloc(len);
+        assert_non_null(mb);
+        memcpy(mb, onnx, len);
+        for (int f = 0; f < 4; f++) {
+            frand();
+            mb[g_rng % len] = (uint8_t)(g_rng >> 24);
+        }
+        nh_error_clear(&err);
+        m = NULL;
+        if (nh_onnx_import(mb, len, NULL, 0, &o, &m, &err) == NH_OK)
+            nh_model_destroy(m);
+        free(mb);
+    }
     /* Truncated protobuf: refused, never a crash. */
     for (size_t cut = 1; cut < len; cut += len / 37 + 1) {
         nh_error_clear(&err);
@@ -878,6 +927,21 @@ static void test_import_patterns(void **state)
         nh_runner_destroy(r);
     }
     nh_model_destroy(m);
+    /* Mutated protobuf of a model that maps every pattern: any status, never a crash. */
+    for (int it = 0; it < 400; it++) {
+        uint8_t *mb = malloc(lo);
+        assert_non_null(mb);
+        memcpy(mb, onnx, lo);
+        for (int f = 0; f < 3; f++) {
+            frand();
+            mb[g_rng % lo] = (uint8_t)(g_rng >> 24);
+        }
+        nh_error_clear(&err);
+        m = NULL;
+        if (nh_onnx_import(mb, lo, NULL, 0, &o, &m, &err) == NH_OK)
+            nh_model_destroy(m);
+        free(mb);
+    }
     free(onnx);
     free(in);
     free(exp);
