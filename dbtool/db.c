@@ -24,9 +24,12 @@ static const char schema_key[] = "schema";
 unsigned nh_db_kind_bits(nh_db_kind_type type)
 {
     switch (type) {
-    case NH_DB_KIND_NEURAL: return 96;
-    case NH_DB_KIND_PDQ: return 256;
-    case NH_DB_KIND_DIGEST: return 128;
+    case NH_DB_KIND_NEURAL:
+        return 96;
+    case NH_DB_KIND_PDQ:
+        return 256;
+    case NH_DB_KIND_DIGEST:
+        return 128;
     }
     return 0;
 }
@@ -34,9 +37,12 @@ unsigned nh_db_kind_bits(nh_db_kind_type type)
 const char *nh_db_kind_name(nh_db_kind_type type)
 {
     switch (type) {
-    case NH_DB_KIND_NEURAL: return "neural";
-    case NH_DB_KIND_PDQ: return "pdq";
-    case NH_DB_KIND_DIGEST: return "digest";
+    case NH_DB_KIND_NEURAL:
+        return "neural";
+    case NH_DB_KIND_PDQ:
+        return "pdq";
+    case NH_DB_KIND_DIGEST:
+        return "digest";
     }
     return NULL;
 }
@@ -54,16 +60,18 @@ nh_status nh_db_kind_parse(const char *name, nh_db_kind_type *out)
 
 nh_status nhdb_mdb_error(nh_error *err, int rc, const char *path, const char *what)
 {
-    return nh_error_set(err, NH_ERR_DB, NH_FOREIGN_MDB, rc, path, "%s: %s", what,
-                        mdb_strerror(rc));
+    return nh_error_set(err, NH_ERR_DB, NH_FOREIGN_MDB, rc, path, "%s: %s", what, mdb_strerror(rc));
 }
 
 unsigned nhdb_default_m(const nh_db *db, nh_db_kind_type type)
 {
     switch (type) {
-    case NH_DB_KIND_NEURAL: return db->neural_m;
-    case NH_DB_KIND_PDQ: return db->pdq_m;
-    case NH_DB_KIND_DIGEST: return 0;
+    case NH_DB_KIND_NEURAL:
+        return db->neural_m;
+    case NH_DB_KIND_PDQ:
+        return db->pdq_m;
+    case NH_DB_KIND_DIGEST:
+        return 0;
     }
     return 0;
 }
@@ -100,8 +108,8 @@ size_t nhdb_rec_size(unsigned hb, size_t src, size_t lab, size_t note)
 static void rec_encode(uint8_t *p, uint32_t kind_id, unsigned hb, const nhdb_pending *e,
                        const char *arena)
 {
-    unsigned flags = (e->has_digest ? NHDB_FLAG_DIGEST : 0) |
-                     (e->quality >= 0 ? NHDB_FLAG_QUALITY : 0);
+    unsigned flags =
+        (e->has_digest ? NHDB_FLAG_DIGEST : 0) | (e->quality >= 0 ? NHDB_FLAG_QUALITY : 0);
     nhdb_put_le16(p + 0, NHDB_REC_VERSION);
     nhdb_put_le16(p + 2, (uint16_t)flags);
     nhdb_put_le32(p + 4, kind_id);
@@ -192,8 +200,7 @@ nh_status nhdb_kind_decode(uint32_t id, const MDB_val *val, nhdb_kind_info *out)
     return NH_OK;
 }
 
-nh_status nhdb_kinds_load(nh_db *db, MDB_txn *txn, nhdb_kind_info **out, size_t *n,
-                          nh_error *err)
+nh_status nhdb_kinds_load(nh_db *db, MDB_txn *txn, nhdb_kind_info **out, size_t *n, nh_error *err)
 {
     nh_status st = NH_OK;
     MDB_cursor *cur = NULL;
@@ -269,8 +276,8 @@ static nh_status open_tables(nh_db *db, MDB_txn *txn, unsigned create, nh_error 
     return NH_OK;
 }
 
-nh_status nh_db_open(const char *path, unsigned flags, const nh_db_create_opts *opts,
-                     nh_db **out, nh_error *err)
+nh_status nh_db_open(const char *path, unsigned flags, const nh_db_create_opts *opts, nh_db **out,
+                     nh_error *err)
 {
     nh_status st = NH_OK;
     nh_db *db = NULL;
@@ -296,8 +303,7 @@ nh_status nh_db_open(const char *path, unsigned flags, const nh_db_create_opts *
     if (stat(path, &sb) != 0) {
         if (errno != ENOENT || !(flags & NH_DB_OPEN_CREATE))
             return nh_error_set(err, errno == ENOENT ? NH_ERR_NOT_FOUND : NH_ERR_IO,
-                                NH_FOREIGN_ERRNO, errno, path, "no database: %s",
-                                strerror(errno));
+                                NH_FOREIGN_ERRNO, errno, path, "no database: %s", strerror(errno));
         if (mkdir(path, 0775) != 0 && errno != EEXIST)
             return nh_error_set(err, NH_ERR_IO, NH_FOREIGN_ERRNO, errno, path,
                                 "create directory: %s", strerror(errno));
@@ -327,9 +333,9 @@ nh_status nh_db_open(const char *path, unsigned flags, const nh_db_create_opts *
         eflags |= MDB_NOSYNC;
     rc = mdb_env_open(db->env, path, eflags, 0664);
     if (rc) {
-        st = rc == ENOENT ? nh_error_set(err, NH_ERR_NOT_FOUND, NH_FOREIGN_MDB, rc, path,
-                                         "no database here")
-                          : nhdb_mdb_error(err, rc, path, "open environment");
+        st = rc == ENOENT
+                 ? nh_error_set(err, NH_ERR_NOT_FOUND, NH_FOREIGN_MDB, rc, path, "no database here")
+                 : nhdb_mdb_error(err, rc, path, "open environment");
         goto cleanup;
     }
     /* A reader killed mid-transaction leaves a stale slot; reclaim it. */
@@ -384,9 +390,9 @@ nh_status nh_db_open(const char *path, unsigned flags, const nh_db_create_opts *
     } else {
         rc = mdb_get(txn, db->dbi_meta, &k, &v);
         if (rc) {
-            st = rc == MDB_NOTFOUND
-                     ? nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_MDB, rc, path, "no schema record")
-                     : nhdb_mdb_error(err, rc, path, "read schema");
+            st = rc == MDB_NOTFOUND ? nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_MDB, rc, path,
+                                                   "no schema record")
+                                    : nhdb_mdb_error(err, rc, path, "read schema");
             goto cleanup;
         }
         const uint8_t *p = v.mv_data;
@@ -668,8 +674,7 @@ typedef struct sort_item {
 } sort_item;
 
 /* Stable LSD radix sort of a[0..n) by bytes [lo, hi] of key (field 0) or aux (field 1). */
-static void radix_sort(sort_item *a, sort_item *tmp, size_t n, int field, unsigned lo,
-                       unsigned hi)
+static void radix_sort(sort_item *a, sort_item *tmp, size_t n, int field, unsigned lo, unsigned hi)
 {
     sort_item *src = a, *dst = tmp;
     for (unsigned byte = lo; byte <= hi; byte++) {
@@ -722,13 +727,11 @@ static nhdb_kind_info *kind_find(nhdb_kind_info *k, size_t n, const nh_db_kind *
 }
 
 /* Put with the cheapest flag the sorted order allows. */
-static int put_sorted(MDB_cursor *cur, MDB_val *k, MDB_val *v, int *append_ok,
-                      MDB_val *last_key)
+static int put_sorted(MDB_cursor *cur, MDB_val *k, MDB_val *v, int *append_ok, MDB_val *last_key)
 {
     if (*append_ok) {
-        if (!last_key->mv_data ||
-            (k->mv_size == last_key->mv_size &&
-             memcmp(k->mv_data, last_key->mv_data, k->mv_size) > 0)) {
+        if (!last_key->mv_data || (k->mv_size == last_key->mv_size &&
+                                   memcmp(k->mv_data, last_key->mv_data, k->mv_size) > 0)) {
             int rc = mdb_cursor_put(cur, k, v, MDB_APPEND);
             if (rc != MDB_KEYEXIST)
                 return rc;
@@ -763,8 +766,8 @@ static int table_last(MDB_txn *txn, MDB_dbi dbi, MDB_val *out, uint8_t *buf, siz
 }
 
 /* Are entry `id` in the database and pending p the same (hash, source)? */
-static int same_entry_db(MDB_txn *txn, nh_db *db, uint64_t id, const nhdb_pending *p,
-                         unsigned hb, int *same)
+static int same_entry_db(MDB_txn *txn, nh_db *db, uint64_t id, const nhdb_pending *p, unsigned hb,
+                         int *same)
 {
     uint8_t kb[8];
     nhdb_put_be64(kb, id);
@@ -789,13 +792,13 @@ typedef struct commit_ctx {
     digest_item *digs;
 } commit_ctx;
 
-#define CHECK(expr, what)                                                                     \
-    do {                                                                                      \
-        rc = (expr);                                                                          \
-        if (rc) {                                                                             \
-            where = what;                                                                     \
-            goto fail;                                                                        \
-        }                                                                                     \
+#define CHECK(expr, what)                                                                          \
+    do {                                                                                           \
+        rc = (expr);                                                                               \
+        if (rc) {                                                                                  \
+            where = what;                                                                          \
+            goto fail;                                                                             \
+        }                                                                                          \
     } while (0)
 
 /* One attempt at writing the batch. Returns an MDB rc (MDB_MAP_FULL means grow and retry) or
@@ -1028,7 +1031,8 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
                 continue;
             const nhdb_kind_info *k = &kinds[cc->kind_of[i]];
             for (unsigned s = 0; s < k->m; s++) {
-                unsigned st0 = nhdb_sub_start(k->bits, k->m, s), len = nhdb_sub_len(k->bits, k->m, s);
+                unsigned st0 = nhdb_sub_start(k->bits, k->m, s),
+                         len = nhdb_sub_len(k->bits, k->m, s);
                 uint32_t val = nhdb_sub_extract(db->pend[i].hash, st0, len);
                 cc->items[ni].key = (uint64_t)k->id << 40 | (uint64_t)s << 32 | val;
                 cc->items[ni].aux = cc->ids[i];
@@ -1426,8 +1430,8 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
         }
         nhdb_kind_info *ki = &kinds[cur_kind];
         if (r.bits != ki->bits) {
-            problem(&vs, "entry %016llx has %u bits, kind has %u", (unsigned long long)r.id,
-                    r.bits, ki->bits);
+            problem(&vs, "entry %016llx has %u bits, kind has %u", (unsigned long long)r.id, r.bits,
+                    ki->bits);
             continue;
         }
         if (ord != seen[cur_kind])
@@ -1466,8 +1470,8 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
         for (unsigned s = 0; s < ki->m; s++) {
             unsigned len = nhdb_sub_len(ki->bits, ki->m, s);
             uint8_t mk[NHDB_MIH_KEY_MAX];
-            size_t kl = nhdb_mih_key(mk, kid, s, len,
-                                     nhdb_sub_extract(r.hash, nhdb_sub_start(ki->bits, ki->m, s), len));
+            size_t kl = nhdb_mih_key(
+                mk, kid, s, len, nhdb_sub_extract(r.hash, nhdb_sub_start(ki->bits, ki->m, s), len));
             if (!has_pair(cm, mk, kl, r.id))
                 problem(&vs, "entry %016llx has no MIH row for substring %u",
                         (unsigned long long)r.id, s);
@@ -1490,7 +1494,8 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
             if (!has_pair(cg, r.digest, 16, r.id))
                 problem(&vs, "entry %016llx has no digest row", (unsigned long long)r.id);
         }
-        if (ki->kind.type == NH_DB_KIND_DIGEST && !(r.digest && memcmp(r.digest, r.hash, 16) == 0)) {
+        if (ki->kind.type == NH_DB_KIND_DIGEST &&
+            !(r.digest && memcmp(r.digest, r.hash, 16) == 0)) {
             want_digest++;
             if (!has_pair(cg, r.hash, 16, r.id))
                 problem(&vs, "digest entry %016llx has no digest row", (unsigned long long)r.id);
@@ -1515,10 +1520,12 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
                 (unsigned long long)table_rows(txn, db->dbi_mih), (unsigned long long)want_mih);
     if (table_rows(txn, db->dbi_digest) != want_digest)
         problem(&vs, "digest table has %llu rows, %llu expected",
-                (unsigned long long)table_rows(txn, db->dbi_digest), (unsigned long long)want_digest);
+                (unsigned long long)table_rows(txn, db->dbi_digest),
+                (unsigned long long)want_digest);
     if (table_rows(txn, db->dbi_packed) != want_chunks)
         problem(&vs, "packed table has %llu chunks, %llu expected",
-                (unsigned long long)table_rows(txn, db->dbi_packed), (unsigned long long)want_chunks);
+                (unsigned long long)table_rows(txn, db->dbi_packed),
+                (unsigned long long)want_chunks);
     /* Every occupancy bit stands for an MIH key and every eligible MIH key has its bit. */
     {
         uint64_t bits = 0, keys = 0;

@@ -24,7 +24,7 @@
 #define NHDB_REC_HEADER 48
 #define NHDB_MIH_KEY_MAX 9 /* kind(4) + substring index(1) + up to 4 value bytes */
 #define NHDB_DEDUPE_KEY 12 /* kind(4) + xxh3-64(hash, source)(8) */
-#define NHDB_OCC_SHIFT 16 /* substring values per occupancy chunk: 2^16 bits, 8 KiB */
+#define NHDB_OCC_SHIFT 16  /* substring values per occupancy chunk: 2^16 bits, 8 KiB */
 #define NHDB_OCC_BYTES ((1u << NHDB_OCC_SHIFT) / 8)
 #define NHDB_OCC_MIN_LEN 18 /* shorter substrings are too dense to be worth a bitmap */
 #define NHDB_OCC_MAX_LEN 28 /* longer ones would need more than 32 MiB of bitmap */
@@ -181,8 +181,7 @@ void nhdb_kind_encode(const nhdb_kind_info *k, uint8_t out[NHDB_KIND_REC_SIZE]);
 nh_status nhdb_kind_decode(uint32_t id, const MDB_val *val, nhdb_kind_info *out);
 
 /* Load every kind of txn into a malloc'd array (*out, *n). */
-nh_status nhdb_kinds_load(nh_db *db, MDB_txn *txn, nhdb_kind_info **out, size_t *n,
-                          nh_error *err);
+nh_status nhdb_kinds_load(nh_db *db, MDB_txn *txn, nhdb_kind_info **out, size_t *n, nh_error *err);
 /* MDB error to nh_error. */
 nh_status nhdb_mdb_error(nh_error *err, int rc, const char *path, const char *what);
 /* Begin a transaction, adopting a map grown by another process. */

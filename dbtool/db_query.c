@@ -32,7 +32,8 @@ struct nh_db_reader {
     size_t cap_probe;
 };
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
+    !defined(__SANITIZE_ADDRESS__)
 #define NHDB_HOT __attribute__((target_clones("popcnt", "default")))
 #else
 #define NHDB_HOT
@@ -323,8 +324,8 @@ NHDB_HOT static int scan_radius(nh_db_reader *rd, const nhdb_kind_info *k, const
                 uint32_t x1;
                 memcpy(&x0, h, 8);
                 memcpy(&x1, h + 8, 4);
-                unsigned d = (unsigned)__builtin_popcountll(x0 ^ q0) +
-                             (unsigned)__builtin_popcount(x1 ^ q1);
+                unsigned d =
+                    (unsigned)__builtin_popcountll(x0 ^ q0) + (unsigned)__builtin_popcount(x1 ^ q1);
                 if (d <= r && res_push(rd, base | (c0 + i), d))
                     return -1;
             }
@@ -477,10 +478,9 @@ static int u32_cmp(const void *a, const void *b)
 }
 
 /* Look up one substring value and verify its ids. 0, 1 (budget spent), -1 (memory), MDB rc. */
-NHDB_HOT static int mih_probe(nh_db_reader *rd, nhdb_kind_info *k, const uint8_t *q,
-                              unsigned r, unsigned s, const int *rad, const unsigned *st,
-                              const unsigned *len, const uint32_t *qs, uint32_t val,
-                              uint64_t budget)
+NHDB_HOT static int mih_probe(nh_db_reader *rd, nhdb_kind_info *k, const uint8_t *q, unsigned r,
+                              unsigned s, const int *rad, const unsigned *st, const unsigned *len,
+                              const uint32_t *qs, uint32_t val, uint64_t budget)
 {
     unsigned hb = k->hb;
     if (k->occ_cps && nhdb_occ_eligible(len[s])) {
@@ -537,8 +537,8 @@ NHDB_HOT static int mih_probe(nh_db_reader *rd, nhdb_kind_info *k, const uint8_t
 }
 
 /* Returns 0, 1 when the candidate budget ran out, -1 on allocation failure, or an MDB rc. */
-NHDB_HOT static int mih_radius(nh_db_reader *rd, nhdb_kind_info *k, const uint8_t *q,
-                               unsigned r, uint64_t budget)
+NHDB_HOT static int mih_radius(nh_db_reader *rd, nhdb_kind_info *k, const uint8_t *q, unsigned r,
+                               uint64_t budget)
 {
     unsigned m = k->m;
     int rad[64];
@@ -594,8 +594,8 @@ NHDB_HOT static int mih_radius(nh_db_reader *rd, nhdb_kind_info *k, const uint8_
         for (int i = 0; i <= rad[s] && i <= (int)len[s]; i++) {
             uint64_t mask = i == 0 ? 0 : (UINT64_C(1) << i) - 1;
             while (mask < lim) {
-                int rc = mih_probe(rd, k, q, r, s, rad, st, len, qs, qs[s] ^ (uint32_t)mask,
-                                   budget);
+                int rc =
+                    mih_probe(rd, k, q, r, s, rad, st, len, qs, qs[s] ^ (uint32_t)mask, budget);
                 if (rc)
                     return rc;
                 if (i == 0)
@@ -649,8 +649,8 @@ static nh_status run_radius(nh_db_reader *rd, nhdb_kind_info *k, const uint8_t *
             rd->info.method = NH_DB_METHOD_MIH;
             /* Clustered data can make the estimate wrong; give up on MIH when its candidates
              * alone would cost more than the scan. */
-            uint64_t budget = method == NH_DB_METHOD_MIH ? UINT64_MAX
-                                                         : (uint64_t)(lin / COST_CAND) + 1024;
+            uint64_t budget =
+                method == NH_DB_METHOD_MIH ? UINT64_MAX : (uint64_t)(lin / COST_CAND) + 1024;
             rc = mih_radius(rd, k, q, r, budget);
             if (rc == 1)
                 rd->n_res = start;

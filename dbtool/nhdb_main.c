@@ -94,7 +94,9 @@ static int cmd_create(int argc, char **argv)
     unsigned long long v;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
-        case 'h': fputs(create_help, stdout); return 0;
+        case 'h':
+            fputs(create_help, stdout);
+            return 0;
         case 'n':
         case 'p':
             if (parse_u(optarg, 64, &v)) {
@@ -106,7 +108,9 @@ static int cmd_create(int argc, char **argv)
             else
                 o.pdq_substrings = (unsigned)v;
             break;
-        default: fputs(create_help, stderr); return 2;
+        default:
+            fputs(create_help, stderr);
+            return 2;
         }
     }
     if (optind + 1 != argc) {
@@ -258,8 +262,9 @@ static int import_file(nh_db *db, const char *path, const import_opts *o)
             goto cleanup;
         }
         if (bad) {
-            fprintf(stderr, "nhdb: %s: %" PRIu64 " malformed line%s; nothing imported (use "
-                            "--skip-bad to import the rest)\n",
+            fprintf(stderr,
+                    "nhdb: %s: %" PRIu64 " malformed line%s; nothing imported (use "
+                    "--skip-bad to import the rest)\n",
                     path, bad, bad == 1 ? "" : "s");
             goto cleanup;
         }
@@ -282,8 +287,7 @@ static int import_file(nh_db *db, const char *path, const import_opts *o)
         uint8_t rec[PROGRESS_SIZE];
         size_t n = 0;
         nh_status st = nh_db_get_progress(db, job, rec, sizeof rec, &n, &err);
-        if (st == NH_OK && n == PROGRESS_SIZE && get64(rec + 40) == size &&
-            get64(rec + 48) == hh) {
+        if (st == NH_OK && n == PROGRESS_SIZE && get64(rec + 40) == size && get64(rec + 48) == hh) {
             if (fseeko(f, (off_t)get64(rec), SEEK_SET)) {
                 fprintf(stderr, "nhdb: %s: seek: %s\n", path, strerror(errno));
                 goto cleanup;
@@ -367,8 +371,8 @@ static int import_file(nh_db *db, const char *path, const import_opts *o)
                ",\"bad_lines\":%" PRIu64 "}\n",
                nhdb_fmt_name(fmt), added, skipped, bad);
     } else {
-        printf("%s: %" PRIu64 " added, %" PRIu64 " already present, %" PRIu64 " bad lines\n",
-               path, added, skipped, bad);
+        printf("%s: %" PRIu64 " added, %" PRIu64 " already present, %" PRIu64 " bad lines\n", path,
+               added, skipped, bad);
     }
     ret = bad ? 1 : 0;
 cleanup:
@@ -382,19 +386,25 @@ cleanup:
 
 static int cmd_import(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"help", no_argument, 0, 'h'},          {"format", required_argument, 0, 'f'},
-        {"model", required_argument, 0, 'm'},   {"model-file", required_argument, 0, 'M'},
-        {"label", required_argument, 0, 'l'},   {"note", required_argument, 0, 'n'},
-        {"batch", required_argument, 0, 'b'},   {"skip-bad", no_argument, 0, 's'},
-        {"json", no_argument, 0, 'j'},          {"nosync", no_argument, 0, 'S'},
-        {0, 0, 0, 0}};
+    static const struct option lo[] = {{"help", no_argument, 0, 'h'},
+                                       {"format", required_argument, 0, 'f'},
+                                       {"model", required_argument, 0, 'm'},
+                                       {"model-file", required_argument, 0, 'M'},
+                                       {"label", required_argument, 0, 'l'},
+                                       {"note", required_argument, 0, 'n'},
+                                       {"batch", required_argument, 0, 'b'},
+                                       {"skip-bad", no_argument, 0, 's'},
+                                       {"json", no_argument, 0, 'j'},
+                                       {"nosync", no_argument, 0, 'S'},
+                                       {0, 0, 0, 0}};
     import_opts o = {.batch = 100000};
     unsigned flags = NH_DB_OPEN_CREATE;
     int c;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
-        case 'h': fputs(import_help, stdout); return 0;
+        case 'h':
+            fputs(import_help, stdout);
+            return 0;
         case 'f':
             if (nhdb_fmt_parse(optarg, &o.fmt)) {
                 fprintf(stderr, "nhdb: unknown format %s\n", optarg);
@@ -411,18 +421,30 @@ static int cmd_import(int argc, char **argv)
                 return 1;
             o.have_model = 1;
             break;
-        case 'l': o.label = optarg; break;
-        case 'n': o.note = optarg; break;
+        case 'l':
+            o.label = optarg;
+            break;
+        case 'n':
+            o.note = optarg;
+            break;
         case 'b':
             if (parse_u(optarg, 100000000, &o.batch) || o.batch == 0) {
                 fprintf(stderr, "nhdb: --batch takes a positive count\n");
                 return 2;
             }
             break;
-        case 's': o.skip_bad = 1; break;
-        case 'j': o.json = 1; break;
-        case 'S': flags |= NH_DB_OPEN_NOSYNC; break;
-        default: fputs(import_help, stderr); return 2;
+        case 's':
+            o.skip_bad = 1;
+            break;
+        case 'j':
+            o.json = 1;
+            break;
+        case 'S':
+            flags |= NH_DB_OPEN_NOSYNC;
+            break;
+        default:
+            fputs(import_help, stderr);
+            return 2;
         }
     }
     if (argc - optind < 2) {
@@ -479,18 +501,18 @@ static int export_one(void *ctx, const nh_db_record *r)
 
 static int cmd_export(int argc, char **argv)
 {
-    static const struct option lo[] = {{"help", no_argument, 0, 'h'},
-                                       {"format", required_argument, 0, 'f'},
-                                       {"kind", required_argument, 0, 'k'},
-                                       {"model", required_argument, 0, 'm'},
-                                       {"output", required_argument, 0, 'o'},
-                                       {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"help", no_argument, 0, 'h'},         {"format", required_argument, 0, 'f'},
+        {"kind", required_argument, 0, 'k'},   {"model", required_argument, 0, 'm'},
+        {"output", required_argument, 0, 'o'}, {0, 0, 0, 0}};
     export_ctx x = {.fmt = NHDB_FMT_JSONL};
     const char *out = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "ho:", lo, NULL)) != -1) {
         switch (c) {
-        case 'h': fputs(export_help, stdout); return 0;
+        case 'h':
+            fputs(export_help, stdout);
+            return 0;
         case 'f':
             if (nhdb_fmt_parse(optarg, &x.fmt) || x.fmt == NHDB_FMT_AUTO) {
                 fprintf(stderr, "nhdb: unknown format %s\n", optarg);
@@ -512,8 +534,12 @@ static int cmd_export(int argc, char **argv)
             x.have_model = 1;
             x.want_type = NH_DB_KIND_NEURAL;
             break;
-        case 'o': out = optarg; break;
-        default: fputs(export_help, stderr); return 2;
+        case 'o':
+            out = optarg;
+            break;
+        default:
+            fputs(export_help, stderr);
+            return 2;
         }
     }
     if (optind + 1 != argc) {
@@ -591,8 +617,10 @@ static int query_one(query_ctx *q, const char *hex)
     if (q->forced_type)
         kind.type = (nh_db_kind_type)q->forced_type;
     else
-        kind.type = n == 24 ? NH_DB_KIND_NEURAL : n == 64 ? NH_DB_KIND_PDQ
-                    : n == 32 ? NH_DB_KIND_DIGEST : (nh_db_kind_type)0;
+        kind.type = n == 24   ? NH_DB_KIND_NEURAL
+                    : n == 64 ? NH_DB_KIND_PDQ
+                    : n == 32 ? NH_DB_KIND_DIGEST
+                              : (nh_db_kind_type)0;
     unsigned hb = nh_db_kind_bits(kind.type) / 8;
     if (!hb || n != 2 * hb || nh_hex_decode(hex, n, h, hb)) {
         fprintf(stderr, "nhdb: bad query hash '%s'\n", hex);
@@ -635,8 +663,8 @@ static int query_one(query_ctx *q, const char *hex)
         char mh[2 * NH_DB_HASH_MAX + 1];
         nh_hex_encode(r.hash, hb, mh);
         if (q->json) {
-            printf("%s{\"id\":%" PRIu64 ",\"distance\":%u,\"hash\":\"%s\",\"source\":", i ? "," : "",
-                   m[i].id, m[i].distance, mh);
+            printf("%s{\"id\":%" PRIu64 ",\"distance\":%u,\"hash\":\"%s\",\"source\":",
+                   i ? "," : "", m[i].id, m[i].distance, mh);
             nhdb_json_string(stdout, r.source);
             printf(",\"label\":");
             nhdb_json_string(stdout, r.label);
@@ -654,19 +682,24 @@ static int query_one(query_ctx *q, const char *hex)
 
 static int cmd_query(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"help", no_argument, 0, 'h'},         {"radius", required_argument, 0, 'r'},
-        {"k", required_argument, 0, 'k'},      {"model", required_argument, 0, 'm'},
-        {"kind", required_argument, 0, 'K'},   {"input", required_argument, 0, 'i'},
-        {"method", required_argument, 0, 'M'}, {"json", no_argument, 0, 'j'},
-        {0, 0, 0, 0}};
+    static const struct option lo[] = {{"help", no_argument, 0, 'h'},
+                                       {"radius", required_argument, 0, 'r'},
+                                       {"k", required_argument, 0, 'k'},
+                                       {"model", required_argument, 0, 'm'},
+                                       {"kind", required_argument, 0, 'K'},
+                                       {"input", required_argument, 0, 'i'},
+                                       {"method", required_argument, 0, 'M'},
+                                       {"json", no_argument, 0, 'j'},
+                                       {0, 0, 0, 0}};
     query_ctx q = {0};
     const char *input = NULL;
     unsigned long long v;
     int c;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
-        case 'h': fputs(query_help, stdout); return 0;
+        case 'h':
+            fputs(query_help, stdout);
+            return 0;
         case 'r':
         case 'k':
             if (parse_u(optarg, 1000000000, &v)) {
@@ -692,7 +725,9 @@ static int cmd_query(int argc, char **argv)
             q.forced_type = (int)t;
             break;
         }
-        case 'i': input = optarg; break;
+        case 'i':
+            input = optarg;
+            break;
         case 'M':
             if (strcmp(optarg, "auto") == 0)
                 q.qo.method = NH_DB_METHOD_AUTO;
@@ -705,8 +740,12 @@ static int cmd_query(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'j': q.json = 1; break;
-        default: fputs(query_help, stderr); return 2;
+        case 'j':
+            q.json = 1;
+            break;
+        default:
+            fputs(query_help, stderr);
+            return 2;
         }
     }
     if (argc - optind < 1 || (argc - optind < 2 && !input)) {
@@ -763,9 +802,15 @@ static int cmd_stats(int argc, char **argv)
     int json = 0, c;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
-        case 'h': fputs(stats_help, stdout); return 0;
-        case 'j': json = 1; break;
-        default: fputs(stats_help, stderr); return 2;
+        case 'h':
+            fputs(stats_help, stdout);
+            return 0;
+        case 'j':
+            json = 1;
+            break;
+        default:
+            fputs(stats_help, stderr);
+            return 2;
         }
     }
     if (optind + 1 != argc) {
@@ -840,11 +885,15 @@ static int merge_flush(merge_ctx *m)
 static int merge_one(void *ctx, const nh_db_record *r)
 {
     merge_ctx *m = ctx;
-    nh_db_entry e = {.kind = r->kind, .hash = r->hash, .digest = r->digest,
-                     .quality = r->quality, .source = r->source, .label = r->label,
-                     .note = r->note, .added = r->added};
-    if (nh_db_add(m->out, &e, m->err) ||
-        (nh_db_batch_size(m->out) >= 200000 && merge_flush(m))) {
+    nh_db_entry e = {.kind = r->kind,
+                     .hash = r->hash,
+                     .digest = r->digest,
+                     .quality = r->quality,
+                     .source = r->source,
+                     .label = r->label,
+                     .note = r->note,
+                     .added = r->added};
+    if (nh_db_add(m->out, &e, m->err) || (nh_db_batch_size(m->out) >= 200000 && merge_flush(m))) {
         m->failed = 1;
         return 1;
     }
@@ -861,10 +910,18 @@ static int cmd_merge(int argc, char **argv)
     unsigned flags = NH_DB_OPEN_CREATE;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
-        case 'h': fputs(merge_help, stdout); return 0;
-        case 'j': json = 1; break;
-        case 'S': flags |= NH_DB_OPEN_NOSYNC; break;
-        default: fputs(merge_help, stderr); return 2;
+        case 'h':
+            fputs(merge_help, stdout);
+            return 0;
+        case 'j':
+            json = 1;
+            break;
+        case 'S':
+            flags |= NH_DB_OPEN_NOSYNC;
+            break;
+        default:
+            fputs(merge_help, stderr);
+            return 2;
         }
     }
     if (argc - optind < 2) {
@@ -926,9 +983,15 @@ static int cmd_verify(int argc, char **argv)
     int json = 0, c;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
-        case 'h': fputs(verify_help, stdout); return 0;
-        case 'j': json = 1; break;
-        default: fputs(verify_help, stderr); return 2;
+        case 'h':
+            fputs(verify_help, stdout);
+            return 0;
+        case 'j':
+            json = 1;
+            break;
+        default:
+            fputs(verify_help, stderr);
+            return 2;
         }
     }
     if (optind + 1 != argc) {
@@ -960,17 +1023,16 @@ static int cmd_verify(int argc, char **argv)
     return st ? 1 : 0;
 }
 
-static const char main_help[] =
-    "usage: nhdb COMMAND [options] ...\n"
-    "The LMDB hash-set database with multi-index Hamming search.\n"
-    "  create   create an empty database\n"
-    "  import   import NeuralHash lists, PDQ CSV, JSONL or CSV\n"
-    "  export   write entries as JSONL, CSV, NeuralHash or PDQ lists\n"
-    "  query    radius or k-nearest search for one or many hashes\n"
-    "  stats    counts and sizes\n"
-    "  merge    combine shard databases into one, deduplicating\n"
-    "  verify   check that every table is consistent with the others\n"
-    "Run 'nhdb COMMAND --help' for a command's options.\n";
+static const char main_help[] = "usage: nhdb COMMAND [options] ...\n"
+                                "The LMDB hash-set database with multi-index Hamming search.\n"
+                                "  create   create an empty database\n"
+                                "  import   import NeuralHash lists, PDQ CSV, JSONL or CSV\n"
+                                "  export   write entries as JSONL, CSV, NeuralHash or PDQ lists\n"
+                                "  query    radius or k-nearest search for one or many hashes\n"
+                                "  stats    counts and sizes\n"
+                                "  merge    combine shard databases into one, deduplicating\n"
+                                "  verify   check that every table is consistent with the others\n"
+                                "Run 'nhdb COMMAND --help' for a command's options.\n";
 
 int main(int argc, char **argv)
 {

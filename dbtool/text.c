@@ -11,8 +11,11 @@
 static const struct {
     const char *name;
     nhdb_fmt fmt;
-} fmts[] = {{"auto", NHDB_FMT_AUTO},   {"neural", NHDB_FMT_NEURAL}, {"pdq", NHDB_FMT_PDQ},
-            {"jsonl", NHDB_FMT_JSONL}, {"csv", NHDB_FMT_CSV}};
+} fmts[] = {{"auto", NHDB_FMT_AUTO},
+            {"neural", NHDB_FMT_NEURAL},
+            {"pdq", NHDB_FMT_PDQ},
+            {"jsonl", NHDB_FMT_JSONL},
+            {"csv", NHDB_FMT_CSV}};
 
 nh_status nhdb_fmt_parse(const char *name, nhdb_fmt *out)
 {
@@ -159,8 +162,8 @@ typedef struct fields {
     int have_kind, have_hash;
 } fields;
 
-static nh_status set_field(nhdb_parsed *p, fields *fl, const char *name, const char *val,
-                           size_t n, int is_null, char *msg, size_t cap)
+static nh_status set_field(nhdb_parsed *p, fields *fl, const char *name, const char *val, size_t n,
+                           int is_null, char *msg, size_t cap)
 {
     if (strcmp(name, "kind") == 0) {
         char tmp[16];
@@ -217,8 +220,9 @@ static nh_status set_field(nhdb_parsed *p, fields *fl, const char *name, const c
         if (memchr(val, '\0', n))
             return fail(msg, cap, "%s holds a NUL character", name);
         char **dst = name[0] == 's' ? &p->source : name[0] == 'l' ? &p->label : &p->note;
-        size_t *dc = name[0] == 's' ? &p->source_cap : name[0] == 'l' ? &p->label_cap
-                                                                      : &p->note_cap;
+        size_t *dc = name[0] == 's'   ? &p->source_cap
+                     : name[0] == 'l' ? &p->label_cap
+                                      : &p->note_cap;
         if (set_str(dst, dc, is_null ? "" : val, is_null ? 0 : n))
             return fail(msg, cap, "out of memory");
     }
@@ -273,8 +277,10 @@ static int hex4(const char *s, unsigned *out)
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
         char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (d < 0)
             return -1;
         v = v << 4 | (unsigned)d;
@@ -300,14 +306,30 @@ static int json_str(const char **s, char *out, size_t *n)
         }
         c = (unsigned char)*p++;
         switch (c) {
-        case '"': out[o++] = '"'; break;
-        case '\\': out[o++] = '\\'; break;
-        case '/': out[o++] = '/'; break;
-        case 'b': out[o++] = '\b'; break;
-        case 'f': out[o++] = '\f'; break;
-        case 'n': out[o++] = '\n'; break;
-        case 'r': out[o++] = '\r'; break;
-        case 't': out[o++] = '\t'; break;
+        case '"':
+            out[o++] = '"';
+            break;
+        case '\\':
+            out[o++] = '\\';
+            break;
+        case '/':
+            out[o++] = '/';
+            break;
+        case 'b':
+            out[o++] = '\b';
+            break;
+        case 'f':
+            out[o++] = '\f';
+            break;
+        case 'n':
+            out[o++] = '\n';
+            break;
+        case 'r':
+            out[o++] = '\r';
+            break;
+        case 't':
+            out[o++] = '\t';
+            break;
         case 'u': {
             unsigned cp, lo;
             if (hex4(p, &cp))
@@ -324,7 +346,8 @@ static int json_str(const char **s, char *out, size_t *n)
             o += utf8(out + o, cp);
             break;
         }
-        default: return -1;
+        default:
+            return -1;
         }
     }
     out[o] = '\0';
@@ -344,8 +367,8 @@ static nh_status parse_jsonl(const char *line, nhdb_parsed *p, char *msg, size_t
         st = fail(msg, cap, "out of memory");
         goto cleanup;
     }
-#define WS()                                                                                  \
-    while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')                               \
+#define WS()                                                                                       \
+    while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')                                    \
     s++
     WS();
     if (*s++ != '{') {
@@ -423,7 +446,7 @@ cleanup:
     return st;
 }
 
-static const char *csv_cols[] = {"kind", "model", "hash",  "digest", "quality",
+static const char *csv_cols[] = {"kind",   "model", "hash", "digest", "quality",
                                  "source", "label", "note", "added"};
 #define CSV_NCOLS (sizeof csv_cols / sizeof csv_cols[0])
 
@@ -517,8 +540,9 @@ nh_status nhdb_text_parse(nhdb_fmt fmt, const char *line, const uint8_t *neural_
             while (isxdigit((unsigned char)s[n]))
                 n++;
             if (n != 24 || (s[n] && !isspace((unsigned char)s[n])))
-                return fail(msg, cap, "expected 24 hex digits, optionally followed by whitespace "
-                                      "and a path");
+                return fail(msg, cap,
+                            "expected 24 hex digits, optionally followed by whitespace "
+                            "and a path");
             nh_hex_decode(s, 24, p->hash, 12);
             p->entry.kind.type = NH_DB_KIND_NEURAL;
             if (neural_model)
@@ -574,11 +598,21 @@ void nhdb_json_string(FILE *f, const char *s)
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         switch (c) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\r': fputs("\\r", f); break;
-        case '\t': fputs("\\t", f); break;
+        case '"':
+            fputs("\\\"", f);
+            break;
+        case '\\':
+            fputs("\\\\", f);
+            break;
+        case '\n':
+            fputs("\\n", f);
+            break;
+        case '\r':
+            fputs("\\r", f);
+            break;
+        case '\t':
+            fputs("\\t", f);
+            break;
         default:
             if (c < 0x20)
                 fprintf(f, "\\u%04x", c);
@@ -664,7 +698,8 @@ int nhdb_text_write(FILE *f, nhdb_fmt fmt, const nh_db_record *r)
         fprintf(f, ",%" PRId64 "\n", r->added);
         break;
     }
-    default: return -1;
+    default:
+        return -1;
     }
     return ferror(f) ? -1 : 0;
 }

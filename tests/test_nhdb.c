@@ -199,8 +199,7 @@ static void fill_db(nh_db *db, const nh_db_kind *kind, const hashset *s, size_t 
         assert_int_equal(nh_db_batch_begin(db, &err), NH_OK);
         for (size_t j = i; j < s->n && j < i + batch; j++) {
             snprintf(src, sizeof src, "src/%zu", j);
-            nh_db_entry e = {.kind = *kind, .hash = s->h + j * s->hb, .quality = -1,
-                             .source = src};
+            nh_db_entry e = {.kind = *kind, .hash = s->h + j * s->hb, .quality = -1, .source = src};
             assert_int_equal(nh_db_add(db, &e, &err), NH_OK);
         }
         uint64_t a = 0, k = 0;
@@ -219,8 +218,7 @@ static int match_cmp(const void *a, const void *b)
 
 /* Brute force: all (ordinal, distance) within r, sorted as nh_db_query sorts. Entry ids are
  * kind << 40 | insertion ordinal, so the expected ids follow from the insertion order. */
-static size_t brute(const hashset *s, const uint8_t *q, unsigned r, uint64_t base,
-                    nh_db_match *out)
+static size_t brute(const hashset *s, const uint8_t *q, unsigned r, uint64_t base, nh_db_match *out)
 {
     size_t n = 0;
     for (size_t i = 0; i < s->n; i++) {
@@ -264,7 +262,8 @@ static void check_search(const nh_db_create_opts *o, nh_db_kind_type type, size_
     nh_db_kind kind = {.type = type};
     if (type == NH_DB_KIND_NEURAL)
         memcpy(kind.model, "modelfp!", 8);
-    assert_int_equal(nh_db_open(t.path, NH_DB_OPEN_CREATE | NH_DB_OPEN_NOSYNC, o, &db, &err), NH_OK);
+    assert_int_equal(nh_db_open(t.path, NH_DB_OPEN_CREATE | NH_DB_OPEN_NOSYNC, o, &db, &err),
+                     NH_OK);
     fill_db(db, &kind, &s, n / 3 + 1); /* several batches: appends and inserts */
     assert_int_equal(nh_db_reader_create(db, &rd, &err), NH_OK);
     nh_db_match *want = malloc(n * sizeof *want);
@@ -289,8 +288,8 @@ static void check_search(const nh_db_create_opts *o, nh_db_kind_type type, size_
                              methods[mi], ng, nw);
                 for (size_t i = 0; i < ng; i++)
                     if (got[i].id != want[i].id || got[i].distance != want[i].distance)
-                        fail_msg("%u-bit r=%u method %d: match %zu differs", bits, r,
-                                 methods[mi], i);
+                        fail_msg("%u-bit r=%u method %d: match %zu differs", bits, r, methods[mi],
+                                 i);
             }
         }
         /* k nearest: the first k of the brute-force order */
@@ -385,11 +384,16 @@ static void test_dedupe_and_digest(void **state)
                 d[b] = (uint8_t)rnd();
             char src[32];
             snprintf(src, sizeof src, "/data/%d.jpg", i);
-            nh_db_entry e = {.kind = neural, .hash = h, .digest = d, .quality = -1,
-                             .source = src, .label = "csam", .note = "n"};
+            nh_db_entry e = {.kind = neural,
+                             .hash = h,
+                             .digest = d,
+                             .quality = -1,
+                             .source = src,
+                             .label = "csam",
+                             .note = "n"};
             assert_int_equal(nh_db_add(db, &e, &err), NH_OK);
             assert_int_equal(nh_db_add(db, &e, &err), NH_OK); /* same batch: once */
-            e.kind = other; /* another model: another kind */
+            e.kind = other;                                   /* another model: another kind */
             assert_int_equal(nh_db_add(db, &e, &err), NH_OK);
             e.kind = pdq;
             e.quality = 90;
@@ -544,7 +548,8 @@ static void test_cli_round_trips(void **state)
     path_in(out, sizeof out, &t, "n.out");
     rng = 7;
     write_neural_list(in, 3000, 0, "/photos/a b/");
-    assert_int_equal(run_nhdb(NULL, errf, "import", db, in, "--model", "0123456789abcdef", NULL), 0);
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, in, "--model", "0123456789abcdef", NULL),
+                     0);
     assert_int_equal(run_nhdb(out, errf, "export", db, "--format", "neural", NULL), 0);
     assert_files_equal(in, out);
 
@@ -572,7 +577,8 @@ static void test_cli_round_trips(void **state)
                "{\"kind\":\"neural\",\"model\":\"0123456789abcdef\",\"hash\":"
                "\"74afaa222cbf971c26dd40cb\",\"digest\":\"ffeeddccbbaa99887766554433221100\","
                "\"source\":\"a,b \\\"c\\\"\",\"label\":\"cat\",\"note\":\"\",\"added\":5}\n"
-               "{\"kind\":\"pdq\",\"hash\":\"" "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
+               "{\"kind\":\"pdq\",\"hash\":\""
+               "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
                "\",\"quality\":77,\"source\":\"p\",\"label\":\"\",\"note\":\"x\",\"added\":6}\n");
     assert_int_equal(run_nhdb(NULL, errf, "import", db, in, NULL), 0);
     assert_int_equal(db_count(db), 3503);
@@ -598,15 +604,15 @@ static void test_cli_round_trips(void **state)
 
     /* query, text and JSON */
     path_in(out, sizeof out, &t, "q.txt");
-    assert_int_equal(run_nhdb(out, errf, "query", db, "--radius", "0", "74afaa222cbf971c26dd40cb",
-                              NULL),
-                     0);
+    assert_int_equal(
+        run_nhdb(out, errf, "query", db, "--radius", "0", "74afaa222cbf971c26dd40cb", NULL), 0);
     j = slurp(out, NULL);
-    assert_string_equal(j, "74afaa222cbf971c26dd40cb\t0\t74afaa222cbf971c26dd40cb\ta,b \"c\"\tcat\n");
+    assert_string_equal(j,
+                        "74afaa222cbf971c26dd40cb\t0\t74afaa222cbf971c26dd40cb\ta,b \"c\"\tcat\n");
     free(j);
-    assert_int_equal(run_nhdb(out, errf, "query", db, "--k", "1", "--json",
-                              "74afaa222cbf971c26dd40cc", NULL),
-                     0);
+    assert_int_equal(
+        run_nhdb(out, errf, "query", db, "--k", "1", "--json", "74afaa222cbf971c26dd40cc", NULL),
+        0);
     j = slurp(out, NULL);
     assert_non_null(strstr(j, "\"distance\":3,\"hash\":\"74afaa222cbf971c26dd40cb\""));
     free(j);
@@ -639,7 +645,8 @@ static void test_cli_malformed_line(void **state)
                    "74afaa222cbf971c26dd40cz b.jpg\n"
                    "74afaa222cbf971c26dd40cd c.jpg\n");
     /* default: the whole file is rejected, the error names line 4 */
-    assert_int_equal(run_nhdb(NULL, errf, "import", db, in, "--model", "0000000000000001", NULL), 1);
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, in, "--model", "0000000000000001", NULL),
+                     1);
     char *e = slurp(errf, NULL);
     assert_non_null(strstr(e, "bad.txt:4:"));
     assert_non_null(strstr(e, "nothing imported"));
@@ -647,16 +654,18 @@ static void test_cli_malformed_line(void **state)
     assert_int_equal(db_count(db), 0);
     /* --skip-bad: the rest goes in, the bad line is still reported, exit status 1 */
     assert_int_equal(
-        run_nhdb(NULL, errf, "import", db, in, "--model", "0000000000000001", "--skip-bad", NULL), 1);
+        run_nhdb(NULL, errf, "import", db, in, "--model", "0000000000000001", "--skip-bad", NULL),
+        1);
     e = slurp(errf, NULL);
     assert_non_null(strstr(e, "bad.txt:4:"));
     free(e);
     assert_int_equal(db_count(db), 2);
     /* a CSV record spanning lines keeps the line count right */
-    write_file(in, "kind,model,hash,digest,quality,source,label,note,added\n"
-                   "pdq,,f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22,,50,\"two\n"
-                   "lines\",,,1\n"
-                   "pdq,,f8f8,,50,x,,,1\n");
+    write_file(in,
+               "kind,model,hash,digest,quality,source,label,note,added\n"
+               "pdq,,f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22,,50,\"two\n"
+               "lines\",,,1\n"
+               "pdq,,f8f8,,50,x,,,1\n");
     assert_int_equal(run_nhdb(NULL, errf, "import", db, in, "--format", "csv", NULL), 1);
     e = slurp(errf, NULL);
     assert_non_null(strstr(e, "bad.txt:4:"));
@@ -747,8 +756,8 @@ static void test_kill_during_import(void **state)
             int fd = open("/dev/null", O_WRONLY);
             dup2(fd, 1);
             dup2(fd, 2);
-            execl(NHDB_EXE, NHDB_EXE, "import", db, in, "--model", "00000000000000bb",
-                  "--batch", bs, (char *)NULL);
+            execl(NHDB_EXE, NHDB_EXE, "import", db, in, "--model", "00000000000000bb", "--batch",
+                  bs, (char *)NULL);
             _exit(127);
         }
         usleep((useconds_t)(20000 + rand() % 400000));
@@ -766,15 +775,16 @@ static void test_kill_during_import(void **state)
     }
     assert_true(kills > 0);
     /* a re-run completes the job with exactly n entries */
-    assert_int_equal(run_nhdb(NULL, errf, "import", db, in, "--model", "00000000000000bb",
-                              "--batch", bs, NULL),
-                     0);
+    assert_int_equal(
+        run_nhdb(NULL, errf, "import", db, in, "--model", "00000000000000bb", "--batch", bs, NULL),
+        0);
     assert_int_equal(db_count(db), n);
     assert_verified(db);
     assert_int_equal(mdb_stat_rows(db, "entries"), (long)n);
     assert_int_equal(mdb_stat_rows(db, "mih"), (long)(4 * n));
     /* and again adds nothing */
-    assert_int_equal(run_nhdb(NULL, errf, "import", db, in, "--model", "00000000000000bb", NULL), 0);
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, in, "--model", "00000000000000bb", NULL),
+                     0);
     assert_int_equal(db_count(db), n);
     tdir_remove(&t);
 }

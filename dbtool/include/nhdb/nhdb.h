@@ -112,8 +112,8 @@ enum {
  * missing and CREATE is not set, NH_ERR_FORMAT on a schema this build does not know,
  * NH_ERR_DB on LMDB failures.
  */
-nh_status nh_db_open(const char *path, unsigned flags, const nh_db_create_opts *opts,
-                     nh_db **out, nh_error *err);
+nh_status nh_db_open(const char *path, unsigned flags, const nh_db_create_opts *opts, nh_db **out,
+                     nh_error *err);
 /* Close; aborts an uncommitted batch. All readers must be destroyed first. NULL is a no-op. */
 void nh_db_close(nh_db *db);
 
@@ -223,8 +223,8 @@ typedef enum nh_db_method {
 } nh_db_method;
 
 typedef struct nh_db_query_opts {
-    unsigned radius;     /* radius search: all entries with distance <= radius */
-    unsigned k;          /* k > 0: the k nearest (ties broken by id); radius is a cap */
+    unsigned radius; /* radius search: all entries with distance <= radius */
+    unsigned k;      /* k > 0: the k nearest (ties broken by id); radius is a cap */
     nh_db_method method;
 } nh_db_query_opts;
 
