@@ -87,7 +87,8 @@ nh_status nh_cli_db_open(const char *dir, int write, uint64_t fingerprint, nh_cl
             if (st != NH_OK)
                 goto fail;
         }
-        qsort(d->known, d->nknown, 16, cmp16);
+        if (d->nknown)
+            qsort(d->known, d->nknown, 16, cmp16);
     }
     *out = d;
     return NH_OK;
@@ -113,7 +114,7 @@ void nh_cli_db_close(nh_cli_db *d)
 int nh_cli_db_skip(const uint8_t digest[16], void *user)
 {
     nh_cli_db *d = user;
-    if (bsearch(digest, d->known, d->nknown, 16, cmp16))
+    if (d->nknown && bsearch(digest, d->known, d->nknown, 16, cmp16))
         return 1;
     int found = 0;
     pthread_mutex_lock(&d->mu);
