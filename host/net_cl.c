@@ -130,6 +130,15 @@ static nh_status cl_create(const nh_model *m, const nh_runner_opts *opts, nh_run
     for (int i = 0; i < K_COUNT; i++)
         if ((st = nh_cl_kernel_create(c->prog, kernel_names[i], &c->k[i], err)) != NH_OK)
             goto fail;
+    /* Kernels index a batch's tensor with 32-bit integers. */
+    for (uint32_t i = 0; i < c->plan.n_slots; i++)
+        if ((unsigned long long)c->plan.slot_floats[i] * opts->max_batch > 0xFFFFFFFFull ||
+            (unsigned long long)m->in_h * m->in_w * 3 * opts->max_batch > 0xFFFFFFFFull) {
+            st = nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, NULL,
+                              "batch of %zu images too large for this model on OpenCL",
+                              opts->max_batch);
+            goto fail;
+        }
     c->slots = calloc(c->plan.n_slots, sizeof *c->slots);
     c->fuse = calloc(m->n_nodes, sizeof *c->fuse);
     c->skip = calloc(m->n_nodes, sizeof *c->skip);
