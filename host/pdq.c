@@ -22,8 +22,6 @@ struct nh_pdq_scratch {
     float t16x64[16 * 64];
     float c16[256];
     float aux16[256];
-    uint8_t *pixels; /* NH_PDQ_REF_DIM^2 * 3: decoded file for pdq_file.c */
-    size_t pixel_bytes;
 };
 
 /* The reference's coefficients: double literals narrowed to float. */
@@ -378,9 +376,7 @@ nh_status nh_pdq_scratch_create(int max_width, int max_height, nh_pdq_scratch **
     s->buf1 = malloc(n * sizeof *s->buf1);
     s->buf2 = malloc(n * sizeof *s->buf2);
     s->colsum = malloc((size_t)max_width * sizeof *s->colsum);
-    s->pixel_bytes = (size_t)NH_PDQ_REF_DIM * NH_PDQ_REF_DIM * 3;
-    s->pixels = malloc(s->pixel_bytes);
-    if (!s->buf1 || !s->buf2 || !s->colsum || !s->pixels)
+    if (!s->buf1 || !s->buf2 || !s->colsum)
         goto nomem;
     nh_pdq_dct_matrix();
     *out = s;
@@ -397,15 +393,18 @@ void nh_pdq_scratch_destroy(nh_pdq_scratch *s)
     free(s->buf1);
     free(s->buf2);
     free(s->colsum);
-    free(s->pixels);
     free(s);
 }
 
-uint8_t *nh_pdq_scratch_pixels(nh_pdq_scratch *s, size_t *bytes)
+nh_pdq_scratch *nh_pdq_scratch_new(void)
 {
-    if (bytes)
-        *bytes = s->pixel_bytes;
-    return s->pixels;
+    nh_pdq_scratch *s = NULL;
+    return nh_pdq_scratch_create(0, 0, &s, NULL) == NH_OK ? s : NULL;
+}
+
+void nh_pdq_scratch_free(nh_pdq_scratch *s)
+{
+    nh_pdq_scratch_destroy(s);
 }
 
 nh_status nh_pdq_hash(nh_pdq_scratch *s, const nh_pdq_image *img, unsigned flags, uint8_t *hashes,

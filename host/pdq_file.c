@@ -32,28 +32,24 @@ static void stretch_to_ref(uint8_t *buf, int w, int h)
     }
 }
 
-nh_status nh_pdq_hash_file(nh_pdq_scratch *s, const char *path, nh_pdq_input mode, unsigned flags,
-                           uint8_t *hashes, int *quality, nh_error *err)
+nh_status nh_pdq_hash_file(const char *path, unsigned flags, uint8_t *pix, nh_pdq_scratch *s,
+                           uint8_t *hashes, int *quality, int *src_width, int *src_height,
+                           nh_error *err)
 {
-    if (!s || !path || !hashes || !quality)
+    if (!s || !path || !pix || !hashes || !quality)
         return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, path,
                             "nh_pdq_hash_file: bad arguments");
-    size_t cap = 0;
-    uint8_t *pix = nh_pdq_scratch_pixels(s, &cap);
     nh_decode_opts opts;
     nh_decode_opts_default(&opts);
     opts.width = NH_PDQ_REF_DIM;
     opts.height = NH_PDQ_REF_DIM;
     opts.autorotate = 0;
-    opts.mode = mode == NH_PDQ_INPUT_FAST ? NH_DECODE_FAST : NH_DECODE_NEAREST;
-    if (nh_decode_out_bytes(&opts) > cap)
-        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, path,
-                            "pdq scratch pixel area too small");
+    opts.mode = (flags & NH_PDQ_INPUT_FAST) ? NH_DECODE_FAST : NH_DECODE_NEAREST;
     nh_decode_info info;
     nh_status st = nh_decode_file(path, &opts, pix, &info, err);
     if (st != NH_OK)
         return st;
-    if (mode == NH_PDQ_INPUT_FAST && info.src_width <= NH_PDQ_REF_DIM &&
+    if (opts.mode == NH_DECODE_FAST && info.src_width <= NH_PDQ_REF_DIM &&
         info.src_height <= NH_PDQ_REF_DIM) {
         /* Shrink-on-load only pays for large images; small ones are hashed as they are. */
         opts.mode = NH_DECODE_NEAREST;
@@ -70,8 +66,15 @@ nh_status nh_pdq_hash_file(nh_pdq_scratch *s, const char *path, nh_pdq_input mod
     nh_pdq_image img;
     nh_pdq_image_rgb(&img, pix, w, h);
     img.gray = nh_pdq_image_is_gray(&img);
-    st = nh_pdq_hash(s, &img, flags, hashes, quality, err);
-    if (st != NH_OK && err)
-        snprintf(err->path, sizeof err->path, "%s", path);
-    return st;
+    st = nh_pdq_hash(s, &img, flags & ~(unsigned)NH_PDQ_INPUT_FAST, hashes, quality, err);
+    if (st != NH_OK) {
+        if (err)
+            snprintf(err->path, sizeof err->path, "%s", path);
+        return st;
+    }
+    if (src_width)
+        *src_width = info.src_width;
+    if (src_height)
+        *src_height = info.src_height;
+    return NH_OK;
 }

@@ -37,6 +37,7 @@ static struct expect exp_rows[MAX_FILES];
 static int n_exp;
 static const char *fixture_dir, *ref_dir;
 static nh_pdq_scratch *scratch;
+static uint8_t filepix[NH_PDQ_FILE_PIXEL_BYTES];
 static nh_cl *cl;
 static nh_pdq_cl *pcl;
 static char tmp_dir[256];
@@ -299,9 +300,10 @@ static void test_original_images_decoded(void **state)
         int q = 0, qf = 0;
         nh_error err = {0};
         char m[2048];
-        if (nh_pdq_hash_file(scratch, path, NH_PDQ_INPUT_REF, 0, h, &q, &err) != NH_OK)
+        if (nh_pdq_hash_file(path, 0, filepix, scratch, h, &q, NULL, NULL, &err) != NH_OK)
             fail_msg("%s", nh_error_format(&err, m, sizeof m));
-        if (nh_pdq_hash_file(scratch, path, NH_PDQ_INPUT_FAST, 0, hf, &qf, &err) != NH_OK)
+        if (nh_pdq_hash_file(path, NH_PDQ_INPUT_FAST, filepix, scratch, hf, &qf, NULL, NULL,
+                             &err) != NH_OK)
             fail_msg("%s", nh_error_format(&err, m, sizeof m));
         assert_int_equal(nh_pdq_hex_parse(exp_rows[i].hex[0], want), NH_OK);
         unsigned d = nh_pdq_distance(h, want), df = nh_pdq_distance(hf, want);
@@ -382,7 +384,10 @@ static void test_cl_equals_c_random(void **state)
         imgs[i] = (nh_pdq_image){bufs[i], w, h, ch, i == 5, stride};
     }
     unsigned total_flips = 0, qdiff = 0, images = 0;
-    for (int flags = 0; flags <= (int)(NH_PDQ_DIHEDRAL | NH_PDQ_FULL_RES); flags++) {
+    static const unsigned flag_sets[4] = {0, NH_PDQ_DIHEDRAL, NH_PDQ_FULL_RES,
+                                          NH_PDQ_DIHEDRAL | NH_PDQ_FULL_RES};
+    for (int fs = 0; fs < 4; fs++) {
+        unsigned flags = flag_sets[fs];
         int nvar = (flags & NH_PDQ_DIHEDRAL) ? NH_PDQ_NUM_DIHEDRAL : 1;
         nh_pdq_scratch *big = NULL;
         assert_int_equal(nh_pdq_scratch_create(2048, 1536, &big, NULL), NH_OK);
@@ -396,10 +401,9 @@ static void test_cl_equals_c_random(void **state)
         uint8_t *hc = malloc((size_t)N * nvar * 32), *hg = malloc((size_t)N * nvar * 32);
         int qc[N], qg[N];
         for (int i = 0; i < N; i++)
-            assert_int_equal(nh_pdq_hash(big, &imgs[i], (unsigned)flags, hc + (size_t)i * nvar * 32,
-                                         &qc[i], &err),
-                             NH_OK);
-        if (nh_pdq_cl_hash(p, imgs, N, (unsigned)flags, hg, qg, &err) != NH_OK)
+            assert_int_equal(
+                nh_pdq_hash(big, &imgs[i], flags, hc + (size_t)i * nvar * 32, &qc[i], &err), NH_OK);
+        if (nh_pdq_cl_hash(p, imgs, N, flags, hg, qg, &err) != NH_OK)
             fail_msg("%s", nh_error_format(&err, m, sizeof m));
         for (int i = 0; i < N; i++) {
             unsigned flips = 0;
@@ -407,7 +411,7 @@ static void test_cl_equals_c_random(void **state)
                 flips += nh_pdq_distance(hc + ((size_t)i * nvar + v) * 32,
                                          hg + ((size_t)i * nvar + v) * 32);
             if (flips || qc[i] != qg[i])
-                printf("  flags %d image %d (%dx%d): %u bits differ, quality %d vs %d\n", flags, i,
+                printf("  flags %u image %d (%dx%d): %u bits differ, quality %d vs %d\n", flags, i,
                        sizes[i][0], sizes[i][1], flips, qc[i], qg[i]);
             total_flips += flips;
             qdiff += qc[i] != qg[i];
@@ -603,16 +607,19 @@ static void test_file_front_end(void **state)
         nh_pdq_image_rgb(&img, rgb, w, h);
         img.gray = t == 3;
         uint8_t want[8 * 32], got[8 * 32];
-        int qw = -1, qg = -2;
+        int qw = -1, qg = -2, sw = 0, sh = 0;
         nh_error err = {0};
         char m[2048];
         assert_int_equal(nh_pdq_hash(scratch, &img, NH_PDQ_DIHEDRAL, want, &qw, NULL), NH_OK);
-        if (nh_pdq_hash_file(scratch, path, NH_PDQ_INPUT_REF, NH_PDQ_DIHEDRAL, got, &qg, &err) !=
+        if (nh_pdq_hash_file(path, NH_PDQ_DIHEDRAL, filepix, scratch, got, &qg, &sw, &sh, &err) !=
             NH_OK)
             fail_msg("%s", nh_error_format(&err, m, sizeof m));
         assert_memory_equal(got, want, sizeof want);
         assert_int_equal(qg, qw);
-        if (nh_pdq_hash_file(scratch, path, NH_PDQ_INPUT_FAST, 0, got, &qg, &err) != NH_OK)
+        assert_int_equal(sw, w);
+        assert_int_equal(sh, h);
+        if (nh_pdq_hash_file(path, NH_PDQ_INPUT_FAST, filepix, scratch, got, &qg, NULL, NULL,
+                             &err) != NH_OK)
             fail_msg("%s", nh_error_format(&err, m, sizeof m));
         free(rgb);
     }
@@ -621,7 +628,8 @@ static void test_file_front_end(void **state)
     int q;
     char path[512];
     snprintf(path, sizeof path, "%s/missing.jpg", tmp_dir);
-    assert_int_not_equal(nh_pdq_hash_file(scratch, path, NH_PDQ_INPUT_REF, 0, h, &q, &err), NH_OK);
+    assert_int_not_equal(nh_pdq_hash_file(path, 0, filepix, scratch, h, &q, NULL, NULL, &err),
+                         NH_OK);
     assert_true(strstr(err.path, "missing.jpg") != NULL);
 }
 

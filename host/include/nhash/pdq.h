@@ -57,11 +57,13 @@ typedef enum nh_pdq_dihedral {
     NH_PDQ_FLIP_MINUS_1 = 7,
 } nh_pdq_dihedral;
 
-/* Flags for nh_pdq_hash and nh_pdq_cl_hash. */
-#define NH_PDQ_DIHEDRAL                                                                            \
-    0x1u                     /* compute all 8 variants (8 x 32 bytes out), as the reference's      \
-                                pdqDihedralHash256esFromFloatLuma does */
-#define NH_PDQ_FULL_RES 0x2u /* no 512x512 squash: hash at the given size */
+/* Flags for nh_pdq_hash, nh_pdq_cl_hash and nh_pdq_hash_file. */
+/* nh_pdq_hash_file only: shrink-on-load instead of the reference's input path. */
+#define NH_PDQ_INPUT_FAST 0x1u
+/* All 8 variants (8 x 32 bytes out), as pdqDihedralHash256esFromFloatLuma. */
+#define NH_PDQ_DIHEDRAL 0x2u
+/* No 512x512 squash: hash at the given size. */
+#define NH_PDQ_FULL_RES 0x4u
 
 /*
  * A borrowed pixel buffer. channels: bytes per pixel, 1 (grey), 2 (grey+alpha), 3 (RGB) or
@@ -169,28 +171,33 @@ void nh_pdq_hex(const uint8_t *hash, char *out);
 /* Parse 64 hex digits into 32 bytes; NH_ERR_INVALID on anything else. */
 nh_status nh_pdq_hex_parse(const char *text, uint8_t *hash);
 
-/* ---- files (pdq_file.c, target nh_pdq_file, the only part that links nh_decode) ---- */
+/* ---- files (pdq_file.c, the module's only decoder-aware file; links nh_decode) ---- */
 
-typedef enum nh_pdq_input {
-    NH_PDQ_INPUT_REF = 0,  /* full decode, alpha dropped, no EXIF rotation, nearest-neighbour
-                              squash to exactly 512x512 when a side exceeds 512: the
-                              reference's input path (nh_decode NEAREST mode) */
-    NH_PDQ_INPUT_FAST = 1, /* shrink-on-load straight to 512x512 when a side exceeds 512
-                              (nh_decode FAST mode, no EXIF rotation); faster, not
-                              bit-exact (docs/pdq.md measures the distance) */
-} nh_pdq_input;
+/* Bytes of the caller-owned pixel buffer nh_pdq_hash_file needs. */
+#define NH_PDQ_FILE_PIXEL_BYTES ((size_t)NH_PDQ_REF_DIM * NH_PDQ_REF_DIM * 3)
 
 /*
- * Decode a file and hash it. s: scratch from nh_pdq_scratch_create (its pixel area holds
- * the decoded image, so one scratch per thread). hashes, quality as in nh_pdq_hash.
- * Grey files, and colour files whose pixels are all grey, take the grey luma path as the
- * reference's decoder does. Errors: those of nh_decode_file (err names the file).
+ * Decode a file and hash it.
+ *   Reference path (default): full decode, alpha dropped, no EXIF rotation, nearest-
+ *   neighbour squash to exactly 512x512 when a side exceeds 512 (nh_decode NEAREST mode,
+ *   completed here), grey luma for grey files and for colour files whose pixels are all
+ *   grey (the reference's ImageMagick-to-PNM decode makes those PGM). Bit-exact with the
+ *   reference wherever libvips decodes the same pixels as ImageMagick.
+ *   NH_PDQ_INPUT_FAST: shrink-on-load straight to 512x512 when a side exceeds 512
+ *   (nh_decode FAST mode, no EXIF rotation); faster, not bit-exact (docs/pdq.md).
+ * flags: NH_PDQ_INPUT_FAST, NH_PDQ_DIHEDRAL. pixels: caller-owned scratch of
+ * NH_PDQ_FILE_PIXEL_BYTES (decoded image, unspecified afterwards). s: scratch (one per
+ * thread). hashes, quality as in nh_pdq_hash. src_width, src_height (may be NULL): size
+ * stored in the file. Errors: those of nh_decode_file (err names the file).
  */
-nh_status nh_pdq_hash_file(nh_pdq_scratch *s, const char *path, nh_pdq_input mode, unsigned flags,
-                           uint8_t *hashes, int *quality, nh_error *err);
+nh_status nh_pdq_hash_file(const char *path, unsigned flags, uint8_t *pixels, nh_pdq_scratch *s,
+                           uint8_t *hashes, int *quality, int *src_width, int *src_height,
+                           nh_error *err);
 
-/* Pixel area of a scratch: at least NH_PDQ_REF_DIM^2 * 3 bytes, borrowed until destroy. */
-uint8_t *nh_pdq_scratch_pixels(nh_pdq_scratch *s, size_t *bytes);
+/* Shorthands for nh_pdq_scratch_create(0, 0, ...) / nh_pdq_scratch_destroy: a 512x512
+ * scratch, NULL when out of memory. */
+nh_pdq_scratch *nh_pdq_scratch_new(void);
+void nh_pdq_scratch_free(nh_pdq_scratch *s);
 
 /* ---- OpenCL: N images per launch ---- */
 
