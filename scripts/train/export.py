@@ -1,0 +1,123 @@
+#!/usr/bin/python3
+"""Export a training checkpoint to ONNX plus the projection seed file, and check both.
+
+  .cache/train/default.onnx      input "image" N x 3 x 360 x 360 (RGB, [-1, 1]), output "logits"
+                                 N x 128, un-normalised; opset 13: Conv (pads; an explicit Pad
+                                 before the stride-2 convs whose TF SAME padding is asymmetric),
+                                 InstanceNormalization, Relu, HardSigmoid+Mul (HardSwish is
+                                 opset 14), GlobalAveragePool, Mul, Add, Flatten, Gemm.
+  .cache/train/default_seed.dat  128-byte header + 96 x 128 little-endian float32 (nnhash.py)
+
+Checks: the op types in the graph, and -- when scripts/net has onnxruntime-node installed --
+onnxruntime's outputs against PyTorch's on a few held-out images (and the hash bits).
+
+Usage: /usr/bin/python3 scripts/train/export.py [--ckpt .cache/train/ckpt.pt] [--out-dir .cache/train]
+"""
+import argparse
+import collections
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+import nhnet  # noqa: E402
+
+
+def varint(b, i):
+    v, s = 0, 0
+    while True:
+        c = b[i]
+        i += 1
+        v |= (c & 0x7F) << s
+        s += 7
+        if c < 0x80:
+            return v, i
+
+
+def fields(b):
+    """Top-level protobuf fields of a message: yields (number, wire type, value)."""
+    i = 0
+    while i < len(b):
+        key, i = varint(b, i)
+        n, t = key >> 3, key & 7
+        if t == 0:
+            v, i = varint(b, i)
+        elif t == 1:
+            v, i = b[i:i + 8], i + 8
+        elif t == 2:
+            ln, i = varint(b, i)
+            v, i = b[i:i + ln], i + ln
+        elif t == 5:
+            v, i = b[i:i + 4], i + 4
+        else:
+            raise ValueError("wire type %d" % t)
+        yield n, t, v
+
+
+def op_types(path):
+    """ModelProto.graph (7) -> GraphProto.node (1) -> NodeProto.op_type (4)."""
+    data = open(path, "rb").read()
+    ops, opset = collections.Counter(), None
+    for n, _, v in fields(data):
+        if n == 7:
+            for gn, _, gv in fields(v):
+                if gn == 1:
+                    for nn_, _, nv in fields(gv):
+                        if nn_ == 4:
+                            ops[nv.decode()] += 1
+        if n == 8:  # opset_import
+            for on, _, ov in fields(v):
+                if on == 2:
+                    opset = ov
+    return ops, opset
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ckpt", default=os.path.join(common.WORK, "ckpt.pt"))
+    ap.add_argument("--out-dir", default=common.WORK)
+    ap.add_argument("--opset", type=int, default=13)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    net, ck = common.load_model(a.ckpt)
+    onnx_path = os.path.join(a.out_dir, "default.onnx")
+    seed_path = os.path.join(a.out_dir, "default_seed.dat")
+    torch.onnx.export(net, torch.zeros(1, 3, 360, 360), onnx_path, opset_version=a.opset,
+                      input_names=["image"], output_names=["logits"],
+                      dynamic_axes={"image": {0: "n"}, "logits": {0: "n"}}, do_constant_folding=True)
+    common.write_seed(seed_path)
+    ops, opset = op_types(onnx_path)
+    print("wrote %s (%d bytes, opset %s, step %d), %s (%d bytes)" % (onnx_path, os.path.getsize(onnx_path), opset,
+          ck["state"]["step"], seed_path, os.path.getsize(seed_path)))
+    print("ops:", dict(sorted(ops.items())))
+
+    rows = common.read_split("heldout")[:6]
+    x = torch.stack([common.to_input(Image.open(os.path.join(common.DATA, p)).convert("RGB")) for p, _ in rows])
+    with torch.no_grad():
+        tout = net(x).numpy()
+    js = os.path.join(common.ROOT, "scripts", "net", "run_ort.js")
+    if not os.path.isdir(os.path.join(common.ROOT, "scripts", "net", "node_modules", "onnxruntime-node")):
+        print("onnxruntime-node not installed in scripts/net: ORT check skipped")
+        return 0
+    with tempfile.TemporaryDirectory() as td:
+        inp, outp = os.path.join(td, "in.bin"), os.path.join(td, "out.bin")
+        x.numpy().astype("<f4").tofile(inp)
+        subprocess.run(["node", js, onnx_path, inp, str(len(rows)), outp], check=True)
+        oout = np.fromfile(outp, dtype="<f4").reshape(len(rows), 128)
+    proj = common.projection()
+    bt, _ = common.hash_bits(tout, proj)
+    bo, so = common.hash_bits(oout, proj)
+    d = np.abs(oout - tout).max() / np.abs(tout).max()
+    print("torch vs onnxruntime on %d held-out images: max |diff| / max |out| = %.3g, hash bits differing: %d, "
+          "smallest |score| %.3g" % (len(rows), d, int((bt != bo).sum()), np.abs(so).min()))
+    return 0 if d < 1e-3 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
