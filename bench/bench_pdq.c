@@ -1,1 +1,310 @@
-int main(void) { return 0; }
+/*
+ * nhbench-pdq: PDQ throughput end to end (decode + hash) against decode alone on the same
+ * files, for the C path and the OpenCL path, reference input path and fast (shrink-on-load)
+ * input path; plus how far the fast path lands from the reference path on these files, and
+ * whether OpenCL gave the same bits as C.
+ *
+ * usage: nhbench-pdq [--runs N] [--batch N] FILE_OR_DIR...
+ *
+ * One thread, so the ratios compare work, not core counts. Each contender runs over every
+ * file; each run is timed whole and the median of N runs is reported in images/s, with the
+ * ratio against decode-only for the same input path. Files that fail to decode are
+ * counted and left out of every contender.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "nhash/cl.h"
+#include "nhash/pdq.h"
+
+static char **files;
+static size_t nfiles, capfiles;
+
+static void add_path(const char *p)
+{
+    struct stat sb;
+    if (stat(p, &sb) != 0)
+        return;
+    if (S_ISDIR(sb.st_mode)) {
+        struct dirent **list = NULL;
+        int n = scandir(p, &list, NULL, alphasort);
+        for (int i = 0; i < n; i++) {
+            if (list[i]->d_name[0] != '.') {
+                char q[4096];
+                snprintf(q, sizeof q, "%s/%s", p, list[i]->d_name);
+                add_path(q);
+            }
+            free(list[i]);
+        }
+        free(list);
+        return;
+    }
+    const char *ext = strrchr(p, '.');
+    if (!ext || (strcasecmp(ext, ".jpg") && strcasecmp(ext, ".jpeg") && strcasecmp(ext, ".png") &&
+                 strcasecmp(ext, ".webp") && strcasecmp(ext, ".tif") && strcasecmp(ext, ".gif")))
+        return;
+    if (nfiles == capfiles) {
+        capfiles = capfiles ? capfiles * 2 : 256;
+        char **f2 = realloc(files, capfiles * sizeof *files);
+        if (!f2)
+            exit(1);
+        files = f2;
+    }
+    files[nfiles++] = strdup(p);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+enum { DECODE_ONLY, C_E2E, CL_E2E, C_HASH_ONLY, CL_HASH_ONLY };
+
+struct ctx {
+    nh_pdq_scratch *s;
+    nh_pdq_cl *pcl;
+    size_t batch;
+    uint8_t *pix;       /* batch x NH_PDQ_FILE_PIXEL_BYTES */
+    nh_pdq_image *imgs; /* batch */
+    uint8_t *all_pix;   /* nfiles x NH_PDQ_FILE_PIXEL_BYTES for the hash-only rows */
+    nh_pdq_image *all;  /* nfiles */
+    uint8_t *hc, *hg;   /* nfiles x 32 */
+    int *qc, *qg;
+    int *ok; /* file decodes */
+};
+
+/* One timed run of a contender over every good file; returns seconds. */
+static double run_once(struct ctx *c, int which, unsigned flags)
+{
+    nh_error err = {0};
+    double t0 = nh_time_now();
+    size_t nb = 0, gi = 0;
+    size_t first[1024];
+    for (size_t i = 0; i < nfiles; i++) {
+        if (!c->ok[i])
+            continue;
+        switch (which) {
+        case DECODE_ONLY: {
+            nh_pdq_image img;
+            nh_pdq_load_file(files[i], flags, c->pix, &img, NULL, NULL, &err);
+            break;
+        }
+        case C_E2E:
+            nh_pdq_hash_file(files[i], flags, c->pix, c->s, c->hc + i * 32, &c->qc[i], NULL, NULL,
+                             &err);
+            break;
+        case C_HASH_ONLY:
+            /* all[] is packed over good files */
+            nh_pdq_hash(c->s, &c->all[gi], 0, c->hc + gi * 32, &c->qc[gi], &err);
+            gi++;
+            break;
+        case CL_E2E:
+            nh_pdq_load_file(files[i], flags, c->pix + nb * NH_PDQ_FILE_PIXEL_BYTES, &c->imgs[nb],
+                             NULL, NULL, &err);
+            first[nb++] = i;
+            if (nb == c->batch) {
+                uint8_t h[1024 * 32];
+                int q[1024];
+                nh_pdq_cl_hash(c->pcl, c->imgs, nb, 0, h, q, &err);
+                for (size_t k = 0; k < nb; k++) {
+                    memcpy(c->hg + first[k] * 32, h + k * 32, 32);
+                    c->qg[first[k]] = q[k];
+                }
+                nb = 0;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    if (which == CL_E2E && nb) {
+        uint8_t h[1024 * 32];
+        int q[1024];
+        nh_pdq_cl_hash(c->pcl, c->imgs, nb, 0, h, q, &err);
+        for (size_t k = 0; k < nb; k++) {
+            memcpy(c->hg + first[k] * 32, h + k * 32, 32);
+            c->qg[first[k]] = q[k];
+        }
+    }
+    if (which == CL_HASH_ONLY) {
+        /* all[] holds only good files, packed */
+        size_t n = 0;
+        for (size_t i = 0; i < nfiles; i++)
+            n += c->ok[i] != 0;
+        nh_pdq_cl_hash(c->pcl, c->all, n, 0, c->hg, c->qg, &err);
+    }
+    return nh_time_now() - t0;
+}
+
+static double bench(struct ctx *c, int which, unsigned flags, int runs)
+{
+    double t[64];
+    if (runs > 64)
+        runs = 64;
+    run_once(c, which, flags); /* warm-up: page cache, kernels */
+    for (int r = 0; r < runs; r++)
+        t[r] = run_once(c, which, flags);
+    return median(t, runs);
+}
+
+int main(int argc, char **argv)
+{
+    int runs = 5;
+    size_t batch = 32;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--runs") && i + 1 < argc)
+            runs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            batch = (size_t)atoi(argv[++i]);
+        else
+            add_path(argv[i]);
+    }
+    if (!nfiles || runs < 1 || batch < 1 || batch > 1024) {
+        fprintf(stderr, "usage: nhbench-pdq [--runs N] [--batch N<=1024] FILE_OR_DIR...\n");
+        return 2;
+    }
+    struct ctx c = {0};
+    nh_error err = {0};
+    char m[4096];
+    nh_cl *cl = NULL;
+    if (nh_pdq_scratch_create(0, 0, &c.s, &err) != NH_OK ||
+        nh_cl_create(NULL, NULL, &cl, &err) != NH_OK ||
+        nh_pdq_cl_create(cl, batch, 0, 0, &c.pcl, &err) != NH_OK) {
+        fprintf(stderr, "nhbench-pdq: %s\n", nh_error_format(&err, m, sizeof m));
+        return 1;
+    }
+    c.batch = batch;
+    c.pix = malloc(batch * NH_PDQ_FILE_PIXEL_BYTES);
+    c.imgs = calloc(batch, sizeof *c.imgs);
+    c.all_pix = malloc(nfiles * NH_PDQ_FILE_PIXEL_BYTES);
+    c.all = calloc(nfiles, sizeof *c.all);
+    c.hc = calloc(nfiles, 32);
+    c.hg = calloc(nfiles, 32);
+    c.qc = calloc(nfiles, sizeof *c.qc);
+    c.qg = calloc(nfiles, sizeof *c.qg);
+    c.ok = calloc(nfiles, sizeof *c.ok);
+    int *qf = calloc(nfiles, sizeof *qf);
+    uint8_t *hf = calloc(nfiles, 32);
+    if (!c.pix || !c.imgs || !c.all_pix || !c.all || !c.hc || !c.hg || !c.qc || !c.qg || !c.ok ||
+        !qf || !hf) {
+        fprintf(stderr, "nhbench-pdq: out of memory\n");
+        return 1;
+    }
+
+    /* Which files decode; reference vs fast distance; source megapixels. */
+    size_t good = 0, bad = 0;
+    double mp = 0;
+    for (size_t i = 0; i < nfiles; i++) {
+        int sw = 0, sh = 0;
+        if (nh_pdq_load_file(files[i], 0, c.all_pix + good * NH_PDQ_FILE_PIXEL_BYTES, &c.all[good],
+                             &sw, &sh, &err) != NH_OK ||
+            nh_pdq_hash_file(files[i], NH_PDQ_INPUT_FAST, c.pix, c.s, hf + i * 32, &qf[i], NULL,
+                             NULL, &err) != NH_OK) {
+            bad++;
+            continue;
+        }
+        c.ok[i] = 1;
+        good++;
+        mp += (double)sw * sh / 1e6;
+    }
+    printf("nhbench-pdq: %zu files (%zu failed to decode, left out), %.1f source MP, "
+           "%d runs (median), batch %zu, 1 thread\n",
+           good, bad, mp, runs, batch);
+    printf("OpenCL device: %s (%s)%s\n", nh_cl_info(cl)->device_name, nh_cl_info(cl)->platform_name,
+           nh_pdq_cl_exact(c.pcl) ? "" : " [division not correctly rounded]");
+    if (!good)
+        return 1;
+
+    double t_dec = bench(&c, DECODE_ONLY, 0, runs);
+    double t_c = bench(&c, C_E2E, 0, runs);
+    double t_cl = bench(&c, CL_E2E, 0, runs);
+    /* Same bits? hc from C_E2E, hg from CL_E2E. */
+    size_t diff_files = 0, diff_bits = 0, qdiff = 0;
+    for (size_t i = 0; i < nfiles; i++) {
+        if (!c.ok[i])
+            continue;
+        unsigned d = nh_pdq_distance(c.hc + i * 32, c.hg + i * 32);
+        diff_files += d != 0;
+        diff_bits += d;
+        qdiff += c.qc[i] != c.qg[i];
+    }
+    double t_decf = bench(&c, DECODE_ONLY, NH_PDQ_INPUT_FAST, runs);
+    double t_cf = bench(&c, C_E2E, NH_PDQ_INPUT_FAST, runs);
+    double t_clf = bench(&c, CL_E2E, NH_PDQ_INPUT_FAST, runs);
+    double t_hc = bench(&c, C_HASH_ONLY, 0, runs);
+    double t_hg = bench(&c, CL_HASH_ONLY, 0, runs);
+
+    double g = (double)good;
+    printf("\n%-34s %10s %14s\n", "contender", "images/s", "vs decode-only");
+    printf("%-34s %10.1f %14.2f\n", "ref path: decode only", g / t_dec, 1.0);
+    printf("%-34s %10.1f %14.2f\n", "ref path: decode + PDQ (C)", g / t_c, t_dec / t_c);
+    printf("%-34s %10.1f %14.2f\n", "ref path: decode + PDQ (OpenCL)", g / t_cl, t_dec / t_cl);
+    printf("%-34s %10.1f %14.2f\n", "fast path: decode only", g / t_decf, 1.0);
+    printf("%-34s %10.1f %14.2f\n", "fast path: decode + PDQ (C)", g / t_cf, t_decf / t_cf);
+    printf("%-34s %10.1f %14.2f\n", "fast path: decode + PDQ (OpenCL)", g / t_clf, t_decf / t_clf);
+    printf("%-34s %10.1f\n", "PDQ only, decoded pixels (C)", g / t_hc);
+    printf("%-34s %10.1f\n", "PDQ only, decoded pixels (OpenCL)", g / t_hg);
+    printf("fast vs ref decode speed-up: %.2fx; end to end (C): %.2fx\n", t_dec / t_decf,
+           t_c / t_cf);
+
+    printf("\nOpenCL vs C on these files: %zu files differ (%zu bits), %zu qualities differ\n",
+           diff_files, diff_bits, qdiff);
+
+    /* Reference path (hc, re-run on ref pixels above) vs fast path (hf). */
+    bench(&c, C_E2E, 0, 1);
+    unsigned hist[5] = {0}, maxd = 0, maxd80 = 0;
+    size_t n80 = 0, over10_80 = 0, over31 = 0;
+    double sum = 0;
+    for (size_t i = 0; i < nfiles; i++) {
+        if (!c.ok[i])
+            continue;
+        unsigned d = nh_pdq_distance(c.hc + i * 32, hf + i * 32);
+        sum += d;
+        if (d > maxd)
+            maxd = d;
+        hist[d == 0 ? 0 : d <= 4 ? 1 : d <= 10 ? 2 : d <= 31 ? 3 : 4]++;
+        over31 += d > 31;
+        if (c.qc[i] >= 80) {
+            n80++;
+            over10_80 += d > 10;
+            if (d > maxd80)
+                maxd80 = d;
+        }
+    }
+    printf("fast vs ref path distance: mean %.2f, max %u; 0: %u, 1-4: %u, 5-10: %u, 11-31: %u, "
+           ">31: %u\n",
+           sum / g, maxd, hist[0], hist[1], hist[2], hist[3], hist[4]);
+    printf("  quality >= 80: %zu files, max %u, %zu over 10; %zu files would miss a match at "
+           "31\n",
+           n80, maxd80, over10_80, over31);
+
+    nh_pdq_cl_destroy(c.pcl);
+    nh_cl_destroy(cl);
+    nh_pdq_scratch_destroy(c.s);
+    free(c.pix);
+    free(c.imgs);
+    free(c.all_pix);
+    free(c.all);
+    free(c.hc);
+    free(c.hg);
+    free(c.qc);
+    free(c.qg);
+    free(c.ok);
+    free(qf);
+    free(hf);
+    for (size_t i = 0; i < nfiles; i++)
+        free(files[i]);
+    free(files);
+    return 0;
+}

@@ -32,13 +32,12 @@ static void stretch_to_ref(uint8_t *buf, int w, int h)
     }
 }
 
-nh_status nh_pdq_hash_file(const char *path, unsigned flags, uint8_t *pix, nh_pdq_scratch *s,
-                           uint8_t *hashes, int *quality, int *src_width, int *src_height,
-                           nh_error *err)
+nh_status nh_pdq_load_file(const char *path, unsigned flags, uint8_t *pix, nh_pdq_image *img,
+                           int *src_width, int *src_height, nh_error *err)
 {
-    if (!s || !path || !pix || !hashes || !quality)
+    if (!path || !pix || !img)
         return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, path,
-                            "nh_pdq_hash_file: bad arguments");
+                            "nh_pdq_load_file: bad arguments");
     nh_decode_opts opts;
     nh_decode_opts_default(&opts);
     opts.width = NH_PDQ_REF_DIM;
@@ -63,9 +62,27 @@ nh_status nh_pdq_hash_file(const char *path, unsigned flags, uint8_t *pix, nh_pd
         stretch_to_ref(pix, w, h);
         w = h = NH_PDQ_REF_DIM;
     }
+    nh_pdq_image_rgb(img, pix, w, h);
+    img->gray = nh_pdq_image_is_gray(img);
+    if (src_width)
+        *src_width = info.src_width;
+    if (src_height)
+        *src_height = info.src_height;
+    return NH_OK;
+}
+
+nh_status nh_pdq_hash_file(const char *path, unsigned flags, uint8_t *pix, nh_pdq_scratch *s,
+                           uint8_t *hashes, int *quality, int *src_width, int *src_height,
+                           nh_error *err)
+{
+    if (!s || !path || !pix || !hashes || !quality)
+        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, path,
+                            "nh_pdq_hash_file: bad arguments");
     nh_pdq_image img;
-    nh_pdq_image_rgb(&img, pix, w, h);
-    img.gray = nh_pdq_image_is_gray(&img);
+    int sw = 0, sh = 0;
+    nh_status st = nh_pdq_load_file(path, flags, pix, &img, &sw, &sh, err);
+    if (st != NH_OK)
+        return st;
     st = nh_pdq_hash(s, &img, flags & ~(unsigned)NH_PDQ_INPUT_FAST, hashes, quality, err);
     if (st != NH_OK) {
         if (err)
@@ -73,8 +90,8 @@ nh_status nh_pdq_hash_file(const char *path, unsigned flags, uint8_t *pix, nh_pd
         return st;
     }
     if (src_width)
-        *src_width = info.src_width;
+        *src_width = sw;
     if (src_height)
-        *src_height = info.src_height;
+        *src_height = sh;
     return NH_OK;
 }

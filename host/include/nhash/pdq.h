@@ -194,6 +194,14 @@ nh_status nh_pdq_hash_file(const char *path, unsigned flags, uint8_t *pixels, nh
                            uint8_t *hashes, int *quality, int *src_width, int *src_height,
                            nh_error *err);
 
+/*
+ * The decoding half of nh_pdq_hash_file, for batching on OpenCL: decode path into pixels
+ * (NH_PDQ_FILE_PIXEL_BYTES, caller-owned) by the path flags choose and describe the result
+ * in img (borrowing pixels, with gray set as the reference would see it).
+ */
+nh_status nh_pdq_load_file(const char *path, unsigned flags, uint8_t *pixels, nh_pdq_image *img,
+                           int *src_width, int *src_height, nh_error *err);
+
 /* Shorthands for nh_pdq_scratch_create(0, 0, ...) / nh_pdq_scratch_destroy: a 512x512
  * scratch, NULL when out of memory. */
 nh_pdq_scratch *nh_pdq_scratch_new(void);
