@@ -438,9 +438,9 @@ static int sub_radius(unsigned r, unsigned m, unsigned s)
 
 /* Cost model in nanoseconds, measured on a 10M-entry set: an LMDB probe, an occupancy-bitmap
  * test, a random candidate check, a scanned byte. */
-#define COST_PROBE 450.0
+#define COST_PROBE 1000.0
 #define COST_BITMAP 20.0
-#define COST_CAND 60.0
+#define COST_CAND 150.0
 #define COST_SCAN_BYTE 0.07
 
 static double cost_mih(const nhdb_kind_info *k, unsigned r, double *cands)
