@@ -42,10 +42,12 @@ typedef struct cl_runner {
     cl_kernel k[K_COUNT];
     cl_mem *slots;
     cl_mem weights, input, lut;
-    size_t in_wg;   /* work-group size of nh_inorm */
-    size_t wg_x;    /* work-group width of the other kernels */
-    size_t pw_v;    /* nh_conv1x1 tile width in pixels (x 4 channels) */
-    size_t c2_v;    /* nh_conv2d pixels per work-item */
+    size_t in_wg;      /* work-group size of nh_inorm */
+    size_t wg_x;       /* work-group width of the other kernels */
+    size_t pw_v;       /* nh_conv1x1 tile width in pixels (x 4 channels) */
+    size_t c2_v;       /* nh_conv2d pixels per work-item */
+    double prof[8][2]; /* NH_NET_PROFILE: CPU seconds per op kind, [larger, 1x1] */
+    unsigned prof_calls;
     uint32_t *fuse; /* node -> activation fused into it (0 none) */
     uint8_t *skip;  /* node is an activation already fused */
 } cl_runner;
@@ -365,18 +367,17 @@ static double cpu_now(void)
 
 /* NH_NET_PROFILE=1: wait for every node and print the CPU time per op kind to stderr
  * (columns: tensors larger than 1x1 / 1x1). */
-static void profile_node(const nh_model *m, uint32_t i, double dt)
+static void profile_node(cl_runner *c, uint32_t i, double dt)
 {
-    static double acc[8][2];
-    static unsigned calls;
+    const nh_model *m = c->base.model;
     const nh_node *nd = &m->nodes[i];
     int k = nd->op == NH_OP_CONV ? (nd->groups > 1 ? 7 : nd->kh == 1 ? 0 : 1) : (int)nd->op;
-    acc[k][m->shapes[i + 1].h == 1] += dt;
-    if (i + 1 == m->n_nodes && ++calls % 4 == 0) {
-        static const char *names[8] = {"conv1x1", "conv", "inorm", "act",
-                                       "gap",     "mul",  "add",   "dwconv"};
+    c->prof[k][m->shapes[i + 1].h == 1] += dt;
+    if (i + 1 == m->n_nodes && ++c->prof_calls % 4 == 0) {
+        static const char *const names[8] = {"conv1x1", "conv", "inorm", "act",
+                                             "gap",     "mul",  "add",   "dwconv"};
         for (int j = 0; j < 8; j++)
-            fprintf(stderr, "%s %.3f/%.3f  ", names[j], acc[j][0], acc[j][1]);
+            fprintf(stderr, "%s %.3f/%.3f  ", names[j], c->prof[j][0], c->prof[j][1]);
         fprintf(stderr, "\n");
     }
 }
@@ -394,7 +395,7 @@ static nh_status forward(cl_runner *c, size_t n, float *out, nh_error *err)
             return st;
         if (prof) {
             clFinish(nh_cl_queue(c->cl));
-            profile_node(m, i, cpu_now() - t0);
+            profile_node(c, i, cpu_now() - t0);
         }
     }
     cl_int rc = clEnqueueReadBuffer(nh_cl_queue(c->cl), c->slots[c->plan.slot[m->n_nodes]], CL_TRUE,
