@@ -43,6 +43,8 @@ static void usage(FILE *f)
             "  --radius-neural N   default %d of 96 bits\n"
             "  --radius-pdq N      default %d of 256 bits (Meta's recommendation); PDQ hashes\n"
             "                      of quality under 50 are reported as unreliable and not counted\n"
+            "  --pdq-dihedral      also match PDQ's 8 rotations and flips of each file (the\n"
+            "                      match record names the variant)\n"
             "  --threshold N       matched files per archive that raise the flag (default %d,\n"
             "                      as in Apple's design)\n"
             "  --format jsonl|csv  default jsonl (records of type match, error, summary); csv\n"
@@ -123,6 +125,8 @@ static int on_match(const nh_cli_match *m, void *user)
     fputs("{\"type\":\"match\",", stdout);
     json_archive_path(c, c->cur->path);
     printf(",\"kind\":\"%s\",\"distance\":%u", m->kind, m->distance);
+    if (m->variant)
+        printf(",\"variant\":\"%s\"", m->variant);
     if (m->unreliable)
         fputs(",\"unreliable\":true", stdout);
     printf(",\"entry\":{\"id\":%llu,\"source\":", (unsigned long long)m->id);
@@ -189,7 +193,8 @@ int nh_cli_audit(int argc, char **argv)
         {"backend", required_argument, 0, 'B'},     {"platform", required_argument, 0, 'P'},
         {"device", required_argument, 0, 'D'},      {"decode", required_argument, 0, 'd'},
         {"allow-untrusted", no_argument, 0, 'u'},   {"max-pixels", required_argument, 0, 'x'},
-        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+        {"pdq-dihedral", no_argument, 0, 'R'},      {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "0h", lo, NULL)) != -1) {
@@ -233,6 +238,7 @@ int nh_cli_audit(int argc, char **argv)
         case 'd': o.decode.mode = !strcmp(optarg, "fast") ? NH_DECODE_FAST : NH_DECODE_COMPAT; break;
         case 'u': o.decode.allow_untrusted = 1; break;
         case 'x': o.decode.max_pixels = strtoull(optarg, NULL, 10); break;
+        case 'R': o.pdq_dihedral = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

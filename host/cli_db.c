@@ -219,10 +219,23 @@ unsigned nh_cli_db_kinds(nh_cli_db *d, size_t *other_models)
     return mask;
 }
 
+static const char *const variant_names[8] = {"original", "rotate90", "rotate180", "rotate270",
+                                              "flipx", "flipy", "flip+1", "flip-1"};
+
+/* PDQ dihedral matches are gathered over the 8 variants and reported once per entry. */
+struct pdq_hit {
+    uint64_t id;
+    unsigned distance;
+    int variant;
+};
+
 struct match_ctx {
     nh_cli_db *d;
     const char *kind;
     int query_unreliable;
+    int variant;            /* >= 0 while gathering dihedral hits */
+    struct pdq_hit *hits;
+    size_t nhits, caphits;
     nh_cli_match_fn fn;
     void *user;
     size_t n;
@@ -230,9 +243,8 @@ struct match_ctx {
     nh_status st;
 };
 
-static int on_match(void *ctx, uint64_t id, unsigned distance)
+static int emit(struct match_ctx *m, uint64_t id, unsigned distance, const char *variant)
 {
-    struct match_ctx *m = ctx;
     nh_db_record rec;
     nh_status st = nh_db_reader_get(m->d->rd, id, &rec, m->err);
     if (st != NH_OK) {
@@ -240,15 +252,43 @@ static int on_match(void *ctx, uint64_t id, unsigned distance)
         return 1;
     }
     nh_cli_match cm = {m->kind, distance, id, rec.source, rec.label, rec.note, rec.added,
-                       m->query_unreliable || (rec.quality >= 0 && rec.quality < 50)};
+                       m->query_unreliable || (rec.quality >= 0 && rec.quality < 50), variant};
     m->n++;
     return m->fn(&cm, m->user);
+}
+
+static int on_match(void *ctx, uint64_t id, unsigned distance)
+{
+    struct match_ctx *m = ctx;
+    if (m->variant < 0)
+        return emit(m, id, distance, NULL);
+    for (size_t i = 0; i < m->nhits; i++) {
+        if (m->hits[i].id == id) {
+            if (distance < m->hits[i].distance) {
+                m->hits[i].distance = distance;
+                m->hits[i].variant = m->variant;
+            }
+            return 0;
+        }
+    }
+    if (m->nhits == m->caphits) {
+        size_t cap = m->caphits ? m->caphits * 2 : 16;
+        struct pdq_hit *h = realloc(m->hits, cap * sizeof *h);
+        if (!h) {
+            m->st = nh_error_set(m->err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, NULL, "out of memory");
+            return 1;
+        }
+        m->hits = h;
+        m->caphits = cap;
+    }
+    m->hits[m->nhits++] = (struct pdq_hit){id, distance, m->variant};
+    return 0;
 }
 
 nh_status nh_cli_db_match(nh_cli_db *d, const nh_record *r, unsigned r_neural, unsigned r_pdq,
                           nh_cli_match_fn fn, void *user, size_t *n, nh_error *err)
 {
-    struct match_ctx m = {d, NULL, 0, fn, user, 0, err, NH_OK};
+    struct match_ctx m = {d, NULL, 0, -1, NULL, 0, 0, fn, user, 0, err, NH_OK};
     nh_db_query_opts q;
     memset(&q, 0, sizeof q);
     nh_status st = NH_OK;
@@ -265,7 +305,18 @@ nh_status nh_cli_db_match(nh_cli_db *d, const nh_record *r, unsigned r_neural, u
         m.kind = "pdq";
         m.query_unreliable = r->pdq_quality < 50;
         q.radius = r_pdq;
-        st = nh_db_query_each(d->rd, &d->pdq, r->pdq, &q, on_match, &m, err);
+        if (r->has_pdq_dihedral) {
+            for (int v = 0; v < 8 && st == NH_OK && m.st == NH_OK; v++) {
+                m.variant = v;
+                st = nh_db_query_each(d->rd, &d->pdq, r->pdq_dihedral[v], &q, on_match, &m, err);
+            }
+            m.variant = -1;
+            for (size_t i = 0; i < m.nhits && st == NH_OK && m.st == NH_OK; i++)
+                if (emit(&m, m.hits[i].id, m.hits[i].distance, variant_names[m.hits[i].variant]))
+                    break;
+        } else {
+            st = nh_db_query_each(d->rd, &d->pdq, r->pdq, &q, on_match, &m, err);
+        }
         m.query_unreliable = 0;
         if (st != NH_OK || m.st != NH_OK)
             goto done;
@@ -276,6 +327,7 @@ nh_status nh_cli_db_match(nh_cli_db *d, const nh_record *r, unsigned r_neural, u
         st = nh_db_query_each(d->rd, &d->digest, r->digest, &q, on_match, &m, err);
     }
 done:
+    free(m.hits);
     if (n)
         *n = m.n;
     return st != NH_OK ? st : m.st;

@@ -36,6 +36,7 @@ typedef struct nh_cli_match {
     const char *source, *label, *note;
     int64_t added;
     int unreliable;         /* PDQ query or entry under quality 50 */
+    const char *variant;    /* PDQ dihedral variant that matched ("original", "rotate90" ...) */
 } nh_cli_match;
 
 typedef int (*nh_cli_match_fn)(const nh_cli_match *m, void *user);

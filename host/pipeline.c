@@ -183,11 +183,17 @@ static void process_file(nh_pipeline *p, struct worker_scratch *ws, struct batch
     }
 #ifdef NH_HAVE_PDQ
     if (p->opts.algos & NH_ALGO_PDQ) {
-        r->status = nh_pdq_hash_file(path, p->opts.pdq_fast, ws->pdq_rgb, ws->pdq_scratch,
-                                     r->pdq, &r->pdq_quality, &r->src_width, &r->src_height,
-                                     &r->err);
+        unsigned flags = (p->opts.pdq_fast ? NH_PDQ_INPUT_FAST : 0u) |
+                         (p->opts.pdq_dihedral ? NH_PDQ_DIHEDRAL : 0u);
+        r->status = nh_pdq_hash_file(path, flags, ws->pdq_rgb, ws->pdq_scratch,
+                                     p->opts.pdq_dihedral ? r->pdq_dihedral[0] : r->pdq,
+                                     &r->pdq_quality, &r->src_width, &r->src_height, &r->err);
         if (r->status != NH_OK)
             return;
+        if (p->opts.pdq_dihedral) {
+            memcpy(r->pdq, r->pdq_dihedral[0], 32);
+            r->has_pdq_dihedral = 1;
+        }
         r->has_pdq = 1;
     }
 #else

@@ -397,6 +397,74 @@ static void test_resume_after_kill(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Audit: resized and recompressed copies of set images are found, a disjoint archive reports
+ * nothing, the threshold sets the exit status, rotations need --pdq-dihedral. */
+static void test_audit(void **state)
+{
+    (void)state;
+    const char *model = test_model();
+    if (!model || !have_data())
+        return;
+    const char *data = getenv("NH_DATA_DIR");
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && mkdir -p aset acopies aother arot && cp '%s'/dlib/faces/2008_00*.jpg aset/ && "
+             "for f in aset/*.jpg; do b=$(basename $f .jpg); "
+             "vips resize $f acopies/${b}_half.jpg[Q=85] 0.5 && vips copy $f acopies/${b}_q70.jpg[Q=70] && "
+             "vips rot $f arot/${b}_r90.png d90 || exit 1; done && "
+             "cp '%s'/dlib/video_frames/frame_00010*.jpg '%s'/sklearn/*.jpg aother/",
+             tmp, data, data, data);
+    assert_int_equal(system(cmd), 0);
+    int rc;
+    snprintf(cmd, sizeof cmd, "cd '%s' && ls aset | wc -l && ls aother | wc -l", tmp);
+    char *out = run(cmd, &rc);
+    long nset = 0, nother = 0;
+    sscanf(out, "%ld %ld", &nset, &nother);
+    free(out);
+    assert_true(nset >= 5 && nother >= 5);
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && '%s' hash --model '%s' --algo neural,pdq --db a.set --label test aset "
+             ">/dev/null 2>&1", tmp, nhash, model);
+    assert_int_equal(system(cmd), 0);
+    /* copies: every one matched, threshold reached -> exit 3 */
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db a.set --model '%s' --threshold %ld acopies",
+             tmp, nhash, model, nset);
+    out = run(cmd, &rc);
+    assert_int_equal(rc, 3);
+    char want[128];
+    snprintf(want, sizeof want, "\"matched_files\":%ld,", 2 * nset);
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, "\"threshold_reached\":true"));
+    assert_non_null(strstr(out, "\"label\":\"test\""));
+    assert_non_null(strstr(out, "\"source\":\"aset/"));
+    free(out);
+    /* disjoint archive: nothing */
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db a.set --model '%s' aother", tmp, nhash, model);
+    out = run(cmd, &rc);
+    assert_int_equal(rc, 0);
+    assert_null(strstr(out, "\"type\":\"match\""));
+    assert_non_null(strstr(out, "\"matched_files\":0,"));
+    free(out);
+    /* rotations: only with the dihedral variants */
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db a.set --model '%s' arot", tmp, nhash, model);
+    out = run(cmd, &rc);
+    assert_non_null(strstr(out, "\"matched_files\":0,"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db a.set --model '%s' --pdq-dihedral arot",
+             tmp, nhash, model);
+    out = run(cmd, &rc);
+    snprintf(want, sizeof want, "\"matched_files\":%ld,", nset);
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, "\"variant\":\"rotate"));
+    free(out);
+    /* csv: one line per match plus the header */
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db a.set --model '%s' --format csv acopies 2>/dev/null | wc -l",
+             tmp, nhash, model);
+    out = run(cmd, &rc);
+    assert_true(atol(out) >= 2 * nset + 1);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -406,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_neural_end_to_end),
         cmocka_unit_test(test_mixed_folder),
         cmocka_unit_test(test_resume_after_kill),
+        cmocka_unit_test(test_audit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -73,6 +73,8 @@ typedef struct nh_record {
     int has_pdq;
     uint8_t pdq[32];            /* Meta's order (DCT row 15 first) */
     int pdq_quality;            /* 0..100; under 50 the hash is unreliable */
+    int has_pdq_dihedral;
+    uint8_t pdq_dihedral[8][32];/* the 8 dihedral variants (nh_pdq_dihedral order), [0] = pdq */
 } nh_record;
 
 /* Return nonzero to stop the job after the batch in flight. */
@@ -95,6 +97,7 @@ typedef struct nh_pipeline_opts {
     int threads;                /* decode workers; 0 = online CPUs */
     nh_decode_opts decode;      /* neural input (size is taken from the model) */
     int pdq_fast;               /* PDQ input: 0 = reference path, 1 = shrink-on-load */
+    int pdq_dihedral;           /* also the 8 dihedral variants of each PDQ hash */
     nh_skip_fn skip;            /* may be NULL */
     void *skip_user;
     volatile sig_atomic_t *stop;/* when it becomes nonzero: finish in-flight work, return */
