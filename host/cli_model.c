@@ -20,12 +20,13 @@ int nh_cli_model(int argc, char **argv);
 static void usage(FILE *f)
 {
     fprintf(f, "usage: nhash model import MODEL.onnx SEED.dat -o OUT.nhm [--name S] [--version S] "
-               "[--size N]\n"
+               "[--size N] [--f16]\n"
                "       nhash model info M.nhm [--nodes]\n"
                "       nhash model hash M.nhm [--backend opencl|ref] [--format hex|base64|bits]\n"
                "                        [--batch N] [--platform P] [--device D] FILE...\n\n"
                "import  convert an ONNX model and a nnhash.py seed file (128-byte header + rows\n"
-               "        of float32) into an .nhm model file\n"
+               "        of float32) into an .nhm model file; --f16 stores the weights as binary16\n"
+               "        (half the size; the model in the file is then the rounded one)\n"
                "info    print a model's summary and fingerprint\n"
                "hash    hash images (Pillow-compatible decode): PATH<TAB>HASH<TAB>min|score|\n");
 }
@@ -82,13 +83,17 @@ static int cmd_import(int argc, char **argv)
     static const struct option lo[] = {
         {"output", required_argument, 0, 'o'},  {"name", required_argument, 0, 'n'},
         {"version", required_argument, 0, 'v'}, {"size", required_argument, 0, 's'},
+        {"f16", no_argument, 0, 'F'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    int c;
+    int c, f16 = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
         switch (c) {
         case 'o':
             out = optarg;
+            break;
+        case 'F':
+            f16 = 1;
             break;
         case 'n':
             o.name = optarg;
@@ -129,6 +134,14 @@ static int cmd_import(int argc, char **argv)
     m->seed = seed;
     m->hash_bits = rows;
     seed = NULL;
+    double max_rel = 0;
+    if (f16 && nh_model_to_f16(m, &max_rel, &err) != NH_OK) {
+        rc = fail("import", &err);
+        goto cleanup;
+    }
+    if (f16)
+        printf("weights stored as binary16: largest relative change %.3g%s\n", max_rel,
+               max_rel == 0 ? " (every weight was exact)" : "");
     if (nh_model_validate(m, &err) != NH_OK || nh_model_save(m, out, &err) != NH_OK) {
         rc = fail("import", &err);
         goto cleanup;
@@ -183,7 +196,9 @@ static int cmd_info(int argc, char **argv)
     printf("nodes:        %u (conv %u, inorm %u, act %u, gap %u, mul %u, add %u)\n", m->n_nodes,
            counts[NH_OP_CONV], counts[NH_OP_INORM], counts[NH_OP_ACT], counts[NH_OP_GAP],
            counts[NH_OP_MUL], counts[NH_OP_ADD]);
-    printf("weights:      %u floats (%.2f MB)\n", m->n_weights, m->n_weights * 4.0 / 1e6);
+    printf("weights:      %u floats (%.2f MB, stored as %s)\n", m->n_weights,
+           m->n_weights * (m->weight_format == NH_NHM_WEIGHTS_F16 ? 2.0 : 4.0) / 1e6,
+           m->weight_format == NH_NHM_WEIGHTS_F16 ? "binary16" : "binary32");
     printf("multiply-adds: %.1f M per image\n", (double)nh_model_macs(m) / 1e6);
     if (nodes)
         for (uint32_t i = 0; i < m->n_nodes; i++) {

@@ -35,7 +35,8 @@ enum {
     H_SEED_OFF = 88,
     H_NAME = 96,
     H_MVERSION = 160,
-    H_RESERVED = 192,
+    H_WFORMAT = 192,
+    H_RESERVED = 196,
 };
 
 static void put_u32(uint8_t *p, uint32_t v)
@@ -57,6 +58,79 @@ static void put_f32(uint8_t *p, float f)
     uint32_t v;
     memcpy(&v, &f, 4);
     put_u32(p, v);
+}
+
+/* binary16 <-> binary32, bit-exact: round to nearest even on the way down. */
+static uint16_t f32_to_f16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, exp = (x >> 23) & 0xffu, man = x & 0x7fffffu;
+    if (exp == 0xff)
+        return (uint16_t)(sign | 0x7c00u | (man ? 0x200u : 0));
+    int e = (int)exp - 127 + 15;
+    if (e >= 31)
+        return (uint16_t)(sign | 0x7c00u);
+    if (e <= 0) {
+        if (e < -10)
+            return (uint16_t)sign;
+        man |= 0x800000u;
+        unsigned shift = (unsigned)(14 - e);
+        uint32_t h = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1)))
+            h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = (uint32_t)e << 10 | man >> 13, rem = man & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1)))
+        h++; /* may carry into the exponent, which is right (up to infinity) */
+    return (uint16_t)(sign | h);
+}
+
+static float f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, x;
+    if (exp == 0x1f) {
+        x = sign | 0x7f800000u | man << 13;
+    } else if (exp == 0) {
+        if (!man) {
+            x = sign;
+        } else {
+            int e = -1;
+            do {
+                e++;
+                man <<= 1;
+            } while (!(man & 0x400u));
+            x = sign | (uint32_t)(127 - 15 - e) << 23 | (man & 0x3ffu) << 13;
+        }
+    } else {
+        x = sign | (exp - 15 + 127) << 23 | man << 13;
+    }
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+nh_status nh_model_to_f16(nh_model *m, double *max_rel, nh_error *err)
+{
+    double worst = 0;
+    for (uint32_t k = 0; k < m->n_weights; k++) {
+        float w = m->weights[k];
+        if (!(fabsf(w) < 65520.0f))
+            return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, NULL,
+                                "weight %u (%g) is out of binary16 range", k, (double)w);
+        float r = f16_to_f32(f32_to_f16(w));
+        if (w != 0.0f) {
+            double rel = fabs((double)r - (double)w) / fabs((double)w);
+            if (rel > worst)
+                worst = rel;
+        }
+        m->weights[k] = r;
+    }
+    m->weight_format = NH_NHM_WEIGHTS_F16;
+    if (max_rel)
+        *max_rel = worst;
+    return NH_OK;
 }
 
 static uint32_t get_u32(const uint8_t *p)
@@ -332,7 +406,8 @@ static nh_status serialize(const nh_model *m, uint64_t fingerprint, uint8_t **ou
 {
     uint64_t nodes_off = NH_NHM_HEADER_SIZE;
     uint64_t weights_off = align64(nodes_off + (uint64_t)m->n_nodes * NH_NHM_NODE_SIZE);
-    uint64_t seed_off = align64(weights_off + (uint64_t)m->n_weights * 4);
+    unsigned wsz = m->weight_format == NH_NHM_WEIGHTS_F16 ? 2 : 4;
+    uint64_t seed_off = align64(weights_off + (uint64_t)m->n_weights * wsz);
     uint64_t size = seed_off + (uint64_t)m->hash_bits * m->out_dim * 4;
     uint8_t *b = calloc(1, (size_t)size);
     if (!b)
@@ -354,6 +429,7 @@ static nh_status serialize(const nh_model *m, uint64_t fingerprint, uint8_t **ou
     put_u64(b + H_WEIGHTS_OFF, weights_off);
     put_u64(b + H_N_WEIGHTS, m->n_weights);
     put_u64(b + H_SEED_OFF, seed_off);
+    put_u32(b + H_WFORMAT, m->weight_format);
     memcpy(b + H_NAME, m->name, strnlen(m->name, NH_NHM_NAME_MAX - 1));
     memcpy(b + H_MVERSION, m->version, strnlen(m->version, NH_NHM_MVERSION_MAX - 1));
     for (uint32_t i = 0; i < m->n_nodes; i++) {
@@ -374,8 +450,15 @@ static nh_status serialize(const nh_model *m, uint64_t fingerprint, uint8_t **ou
         put_u32(p + 56, nd->w_off);
         put_u32(p + 60, nd->w_len);
     }
-    for (uint32_t k = 0; k < m->n_weights; k++)
-        put_f32(b + weights_off + 4ull * k, m->weights[k]);
+    for (uint32_t k = 0; k < m->n_weights; k++) {
+        if (wsz == 2) {
+            uint16_t h = f32_to_f16(m->weights[k]);
+            b[weights_off + 2ull * k] = (uint8_t)h;
+            b[weights_off + 2ull * k + 1] = (uint8_t)(h >> 8);
+        } else {
+            put_f32(b + weights_off + 4ull * k, m->weights[k]);
+        }
+    }
     for (uint64_t k = 0; k < (uint64_t)m->hash_bits * m->out_dim; k++)
         put_f32(b + seed_off + 4 * k, m->seed[k]);
     *out = b;
@@ -466,6 +549,10 @@ nh_status nh_model_load_buffer(const void *data, size_t len, const char *name, n
     for (size_t k = H_RESERVED; k < NH_NHM_HEADER_SIZE; k++)
         if (b[k])
             return fmt_err(err, name, "reserved header bytes are not zero");
+    uint32_t wformat = get_u32(b + H_WFORMAT);
+    if (wformat != NH_NHM_WEIGHTS_F32 && wformat != NH_NHM_WEIGHTS_F16)
+        return fmt_err(err, name, "unknown weight format");
+    uint64_t wsz = wformat == NH_NHM_WEIGHTS_F16 ? 2 : 4;
     uint32_t n_nodes = get_u32(b + H_N_NODES);
     uint64_t n_weights = get_u64(b + H_N_WEIGHTS);
     uint32_t hash_bits = get_u32(b + H_HASH_BITS), out_dim = get_u32(b + H_OUT_DIM);
@@ -478,7 +565,7 @@ nh_status nh_model_load_buffer(const void *data, size_t len, const char *name, n
     if (hash_bits > NH_NHM_MAX_HASH_BITS || out_dim == 0 || out_dim > NH_NHM_MAX_TENSOR)
         return fmt_err(err, name, "hash length or output dimension out of range");
     uint64_t nodes_size = (uint64_t)n_nodes * NH_NHM_NODE_SIZE;
-    uint64_t weights_size = n_weights * 4, seed_size = (uint64_t)hash_bits * out_dim * 4;
+    uint64_t weights_size = n_weights * wsz, seed_size = (uint64_t)hash_bits * out_dim * 4;
     if ((nodes_off | weights_off | seed_off) & 3)
         return fmt_err(err, name, "section offsets not 4-byte aligned");
     if (!in_range(nodes_off, nodes_size, NH_NHM_HEADER_SIZE, len))
@@ -541,8 +628,11 @@ nh_status nh_model_load_buffer(const void *data, size_t len, const char *name, n
         nd->w_off = get_u32(p + 56);
         nd->w_len = get_u32(p + 60);
     }
+    m->weight_format = wformat;
     for (uint64_t k = 0; k < n_weights; k++)
-        m->weights[k] = get_f32(b + weights_off + 4 * k);
+        m->weights[k] = wsz == 2 ? f16_to_f32((uint16_t)(b[weights_off + 2 * k] |
+                                                          b[weights_off + 2 * k + 1] << 8))
+                                 : get_f32(b + weights_off + 4 * k);
     for (uint64_t k = 0; k < seed_size / 4; k++)
         m->seed[k] = get_f32(b + seed_off + 4 * k);
     if ((st = validate_fields(m, err)) != NH_OK) {

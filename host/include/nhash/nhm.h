@@ -108,12 +108,26 @@ typedef struct nh_model {
     uint32_t n_weights;
     float *weights;
     float *seed; /* hash_bits x out_dim, row-major */
+    uint32_t weight_format; /* storage in the file: NH_NHM_WEIGHTS_F32 or NH_NHM_WEIGHTS_F16 */
     /* Filled by nh_model_validate / the loader: */
     nh_shape *shapes;     /* n_nodes + 1 tensor shapes, [0] the input */
     uint64_t fingerprint; /* XXH64 of the serialized file, see docs/nhm.md */
 } nh_model;
 
 /* Allocate an empty model (all zero, version "1"). *out returned-owned. */
+/* Weight storage formats (header offset 192). In memory weights are always float32. */
+#define NH_NHM_WEIGHTS_F32 0u
+#define NH_NHM_WEIGHTS_F16 1u /* IEEE binary16: half the size; widened exactly on load */
+
+/*
+ * Round every weight to the nearest binary16 value (ties to even) and mark the model to be
+ * stored as F16, so the model in memory is exactly what the file will hold. The seed stays
+ * float32. *max_rel (may be NULL): the largest relative change of a weight (0 when every
+ * weight was already a binary16 value). NH_ERR_INVALID when a weight is out of binary16's
+ * range.
+ */
+nh_status nh_model_to_f16(nh_model *m, double *max_rel, nh_error *err);
+
 nh_status nh_model_new(nh_model **out, nh_error *err);
 /* Free a model and everything it owns. NULL is a no-op. */
 void nh_model_destroy(nh_model *m);
