@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "nhash/cl.h"
 #include "nhash/pdq.h"
@@ -84,10 +85,20 @@ struct ctx {
     int *ok; /* file decodes */
 };
 
-/* One timed run of a contender over every good file; returns seconds. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double last_cpu; /* process CPU seconds of the last run_once (PoCL threads included) */
+
+/* One timed run of a contender over every good file; returns wall seconds. */
 static double run_once(struct ctx *c, int which, unsigned flags)
 {
     nh_error err = {0};
+    double c0 = cpu_now();
     double t0 = nh_time_now();
     size_t nb = 0, gi = 0;
     size_t first[1024];
@@ -144,18 +155,47 @@ static double run_once(struct ctx *c, int which, unsigned flags)
             n += c->ok[i] != 0;
         nh_pdq_cl_hash(c->pcl, c->all, n, 0, c->hg, c->qg, &err);
     }
-    return nh_time_now() - t0;
+    double t = nh_time_now() - t0;
+    last_cpu = cpu_now() - c0;
+    return t;
 }
 
-static double bench(struct ctx *c, int which, unsigned flags, int runs)
+enum { NCONT = 8 };
+static const struct {
+    int which;
+    unsigned flags;
+    const char *name;
+} conts[NCONT] = {
+    {DECODE_ONLY, 0, "ref path: decode only"},
+    {C_E2E, 0, "ref path: decode + PDQ (C)"},
+    {CL_E2E, 0, "ref path: decode + PDQ (OpenCL)"},
+    {DECODE_ONLY, NH_PDQ_INPUT_FAST, "fast path: decode only"},
+    {C_E2E, NH_PDQ_INPUT_FAST, "fast path: decode + PDQ (C)"},
+    {CL_E2E, NH_PDQ_INPUT_FAST, "fast path: decode + PDQ (OpenCL)"},
+    {C_HASH_ONLY, 0, "PDQ only, decoded pixels (C)"},
+    {CL_HASH_ONLY, 0, "PDQ only, decoded pixels (OpenCL)"},
+};
+
+/* Runs are interleaved (run r of every contender, then run r+1) so that load from other
+ * processes on a shared machine spreads over all contenders alike; wall and process-CPU
+ * medians are both reported. */
+static void bench_all(struct ctx *c, int runs, double *wall, double *cpu)
 {
-    double t[64];
+    double tw[NCONT][64], tc[NCONT][64];
     if (runs > 64)
         runs = 64;
-    run_once(c, which, flags); /* warm-up: page cache, kernels */
-    for (int r = 0; r < runs; r++)
-        t[r] = run_once(c, which, flags);
-    return median(t, runs);
+    for (int k = 0; k < NCONT; k++)
+        run_once(c, conts[k].which, conts[k].flags); /* warm-up: page cache, kernels */
+    for (int r = 0; r < runs; r++) {
+        for (int k = 0; k < NCONT; k++) {
+            tw[k][r] = run_once(c, conts[k].which, conts[k].flags);
+            tc[k][r] = last_cpu;
+        }
+    }
+    for (int k = 0; k < NCONT; k++) {
+        wall[k] = median(tw[k], runs);
+        cpu[k] = median(tc[k], runs);
+    }
 }
 
 int main(int argc, char **argv)
@@ -226,10 +266,9 @@ int main(int argc, char **argv)
     if (!good)
         return 1;
 
-    double t_dec = bench(&c, DECODE_ONLY, 0, runs);
-    double t_c = bench(&c, C_E2E, 0, runs);
-    double t_cl = bench(&c, CL_E2E, 0, runs);
-    /* Same bits? hc from C_E2E, hg from CL_E2E. */
+    /* Same bits on these files? */
+    run_once(&c, C_E2E, 0);
+    run_once(&c, CL_E2E, 0);
     size_t diff_files = 0, diff_bits = 0, qdiff = 0;
     for (size_t i = 0; i < nfiles; i++) {
         if (!c.ok[i])
@@ -239,30 +278,26 @@ int main(int argc, char **argv)
         diff_bits += d;
         qdiff += c.qc[i] != c.qg[i];
     }
-    double t_decf = bench(&c, DECODE_ONLY, NH_PDQ_INPUT_FAST, runs);
-    double t_cf = bench(&c, C_E2E, NH_PDQ_INPUT_FAST, runs);
-    double t_clf = bench(&c, CL_E2E, NH_PDQ_INPUT_FAST, runs);
-    double t_hc = bench(&c, C_HASH_ONLY, 0, runs);
-    double t_hg = bench(&c, CL_HASH_ONLY, 0, runs);
-
+    double wall[NCONT], cpu[NCONT];
+    bench_all(&c, runs, wall, cpu);
     double g = (double)good;
-    printf("\n%-34s %10s %14s\n", "contender", "images/s", "vs decode-only");
-    printf("%-34s %10.1f %14.2f\n", "ref path: decode only", g / t_dec, 1.0);
-    printf("%-34s %10.1f %14.2f\n", "ref path: decode + PDQ (C)", g / t_c, t_dec / t_c);
-    printf("%-34s %10.1f %14.2f\n", "ref path: decode + PDQ (OpenCL)", g / t_cl, t_dec / t_cl);
-    printf("%-34s %10.1f %14.2f\n", "fast path: decode only", g / t_decf, 1.0);
-    printf("%-34s %10.1f %14.2f\n", "fast path: decode + PDQ (C)", g / t_cf, t_decf / t_cf);
-    printf("%-34s %10.1f %14.2f\n", "fast path: decode + PDQ (OpenCL)", g / t_clf, t_decf / t_clf);
-    printf("%-34s %10.1f\n", "PDQ only, decoded pixels (C)", g / t_hc);
-    printf("%-34s %10.1f\n", "PDQ only, decoded pixels (OpenCL)", g / t_hg);
-    printf("fast vs ref decode speed-up: %.2fx; end to end (C): %.2fx\n", t_dec / t_decf,
-           t_c / t_cf);
-
+    printf("\n%-34s %10s %10s %12s %10s\n", "contender", "images/s", "vs decode", "CPU img/s",
+           "vs decode");
+    for (int k = 0; k < NCONT; k++) {
+        int base = k < 3 ? 0 : 3;
+        if (k < 6)
+            printf("%-34s %10.1f %10.2f %12.1f %10.2f\n", conts[k].name, g / wall[k],
+                   wall[base] / wall[k], g / cpu[k], cpu[base] / cpu[k]);
+        else
+            printf("%-34s %10.1f %10s %12.1f\n", conts[k].name, g / wall[k], "", g / cpu[k]);
+    }
+    printf("fast vs ref path: decode %.2fx, end to end (C) %.2fx (wall)\n", wall[0] / wall[3],
+           wall[1] / wall[4]);
     printf("\nOpenCL vs C on these files: %zu files differ (%zu bits), %zu qualities differ\n",
            diff_files, diff_bits, qdiff);
 
-    /* Reference path (hc, re-run on ref pixels above) vs fast path (hf). */
-    bench(&c, C_E2E, 0, 1);
+    /* Reference path (hc, re-run on ref pixels) vs fast path (hf). */
+    run_once(&c, C_E2E, 0);
     unsigned hist[5] = {0}, maxd = 0, maxd80 = 0;
     size_t n80 = 0, over10_80 = 0, over31 = 0;
     double sum = 0;
