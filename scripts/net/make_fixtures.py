@@ -6,7 +6,9 @@ A NeuralHash-architecture network (MobileNetV3-Small x0.75 with InstanceNorm, se
 exported to ONNX with torch.onnx.export, and run by onnxruntime (onnxruntime-node, through
 run_ort.js) on Pillow-preprocessed images. Outputs:
 
-  models/nh_test.onnx        the exported model (random weights, ~7 MB)
+  models/nh_test.onnx        the exported model (random weights, ~7 MB; not committed)
+  models/nh_test.nhm         the same network imported with `nhash model import --f16`
+                             (weights are binary16 values, so the import is exact; committed)
   models/nh_test_seed.dat    128-byte header + 96 x 128 little-endian float32 (nnhash.py layout)
   tests/data/net/expected.tsv one line per image:
       name  source  sha256(rgb)  hash_hex  min_abs_score  out[0..127] (ORT, %.9g)
@@ -226,6 +228,10 @@ def main():
         h.remove()
         mean = feats[0].mean(0)
         net.fc3.bias.copy_(-(net.fc3.weight @ mean) + 0.002 * torch.randn(128, generator=gen))
+        # Every weight a binary16 value: the committed models/nh_test.nhm stores them as f16
+        # (the repository keeps files under 6 MiB) and is then exactly this network.
+        for prm in net.parameters():
+            prm.copy_(prm.half().float())
 
     models = os.path.join(ROOT, "models")
     onnx_path = os.path.join(models, "nh_test.onnx")
@@ -256,6 +262,13 @@ def main():
     write_tsv(os.path.join(ROOT, "tests/data/net/expected.tsv"), names, srcs, digests, oout, seed)
     d = np.abs(oout - tout).max() / np.abs(oout).max()
     print("torch vs onnxruntime: max |diff| / max |out| = %.3g" % d)
+
+    # The committed test model: the same network as .nhm with binary16 weights (exact, see
+    # above), written by nhash's own importer. models/nh_test.onnx (7 MB) is not committed.
+    nhash = os.environ.get("NHASH", os.path.join(ROOT, "build", "host", "nhash"))
+    subprocess.run([nhash, "model", "import", onnx_path, os.path.join(models, "nh_test_seed.dat"),
+                    "-o", os.path.join(models, "nh_test.nhm"), "--f16", "--name", "nh_test",
+                    "--version", "1"], check=True)
 
 
 if __name__ == "__main__":
