@@ -4,10 +4,13 @@
  * same number of threads (scripts/net/bench_ort.js; needs `npm install` in scripts/net).
  * Prints images/s, achieved GFLOP/s (2 x multiply-adds) and ratios to onnxruntime.
  *
- *   nhbench-net [--onnx M.onnx] [--threads N] [--runs N] [--batches 1,8,32] [--no-ref]
- *               [--no-ort]
+ *   nhbench-net [--model M.nhm] [--onnx M.onnx] [--threads N] [--runs N] [--batches 1,8,32]
+ *               [--no-ref] [--no-ort]
  *
- * The ONNX model is imported in memory, so every contender runs exactly the same weights.
+ * nhash's runners use --model (default models/nh_test.nhm); onnxruntime runs --onnx (default
+ * models/nh_test.onnx, made offline by scripts/net/make_fixtures.py and not committed; its
+ * weights are exactly the .nhm's binary16 values). Without the ONNX the onnxruntime column is
+ * skipped.
  * The C reference is single-threaded; PoCL uses every core unless told otherwise.
  */
 #include <stdio.h>
@@ -19,24 +22,6 @@
 #ifndef NH_SOURCE_DIR
 #define NH_SOURCE_DIR "."
 #endif
-
-static uint8_t *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    uint8_t *b = n > 0 ? malloc((size_t)n) : NULL;
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -89,11 +74,14 @@ static double time_ort(const char *onnx, size_t batch, int threads, int runs)
 int main(int argc, char **argv)
 {
     const char *onnx = NH_SOURCE_DIR "/models/nh_test.onnx";
+    const char *model = NH_SOURCE_DIR "/models/nh_test.nhm";
     int threads = 2, runs = 5, do_ref = 1, do_ort = 1, ort_seen = 0;
     size_t batches[8] = {1, 8, 32}, nb = 3;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--onnx") && i + 1 < argc)
             onnx = argv[++i];
+        else if (!strcmp(argv[i], "--model") && i + 1 < argc)
+            model = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
@@ -110,8 +98,9 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--no-ort"))
             do_ort = 0;
         else {
-            fprintf(stderr, "usage: nhbench-net [--onnx M.onnx] [--threads N] [--runs N] "
-                            "[--batches 1,8,32] [--no-ref] [--no-ort]\n");
+            fprintf(stderr,
+                    "usage: nhbench-net [--model M.nhm] [--onnx M.onnx] [--threads N] [--runs N] "
+                    "[--batches 1,8,32] [--no-ref] [--no-ort]\n");
             return 2;
         }
     }
@@ -120,20 +109,20 @@ int main(int argc, char **argv)
     nh_error err;
     nh_error_clear(&err);
     char buf[2048];
-    size_t len = 0, maxb = 0;
-    uint8_t *bytes = read_all(onnx, &len);
+    size_t maxb = 0;
     nh_model *m = NULL;
     nh_cl *cl = NULL;
-    if (!bytes) {
-        fprintf(stderr, "nhbench-net: cannot read %s\n", onnx);
-        return 1;
-    }
-    if (nh_onnx_import(bytes, len, NULL, 0, NULL, &m, &err) != NH_OK ||
-        nh_cl_create(NULL, NULL, &cl, &err) != NH_OK) {
+    if (nh_model_load(model, &m, &err) != NH_OK || nh_cl_create(NULL, NULL, &cl, &err) != NH_OK) {
         fprintf(stderr, "nhbench-net: %s\n", nh_error_format(&err, buf, sizeof buf));
         return 1;
     }
-    free(bytes);
+    FILE *of = fopen(onnx, "rb");
+    if (of)
+        fclose(of);
+    else if (do_ort) {
+        printf("(no %s: onnxruntime column skipped; run scripts/net/make_fixtures.py)\n", onnx);
+        do_ort = 0;
+    }
     for (size_t i = 0; i < nb; i++)
         maxb = batches[i] > maxb ? batches[i] : maxb;
     size_t img = (size_t)m->in_h * m->in_w * 3;
@@ -148,7 +137,7 @@ int main(int argc, char **argv)
     }
     double flops = 2.0 * (double)nh_model_macs(m);
     const nh_cl_device_info *di = nh_cl_info(cl);
-    printf("nhbench-net: %s, %.1f MFLOP per image (2 x multiply-adds), median of %d runs\n", onnx,
+    printf("nhbench-net: %s, %.1f MFLOP per image (2 x multiply-adds), median of %d runs\n", model,
            flops / 1e6, runs);
     printf("OpenCL device: %s (%s, %u compute units); C reference: 1 thread; onnxruntime-node: "
            "%d intra-op threads\n",
