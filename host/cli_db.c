@@ -89,6 +89,10 @@ nh_status nh_cli_db_open(const char *dir, int write, uint64_t fingerprint, nh_cl
         }
         if (d->nknown)
             qsort(d->known, d->nknown, 16, cmp16);
+        /* LMDB cannot grow the map while this process holds a reader: a writer needs none
+         * once the known digests are in memory. */
+        nh_db_reader_destroy(d->rd);
+        d->rd = NULL;
     }
     *out = d;
     return NH_OK;
