@@ -1,5 +1,5 @@
 #!/bin/sh
-# Set up, build, and run nhash's main job on the bundled sample images.
+# Set up, build, and run nhash's main job (nhash hash) on the bundled sample images.
 # Usage: scripts/quickstart.sh [IMAGE_OR_DIR...]   (default: samples/)
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,7 +10,6 @@ cmake --build build -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
 echo "== OpenCL devices"
 build/host/nhash devices
 if [ $# -eq 0 ]; then set -- samples; fi
-files=$(find "$@" -type f ! -name '*.md' | sort)
-echo "== decoded 360x360 tensors (compat mode, Pillow-exact): path, size, xxh3 digest"
-# shellcheck disable=SC2086
-build/host/nhash decode $files
+echo "== nhash hash: neural hash (default model), PDQ hash and quality, xxh128 of each file"
+find "$@" -type f ! -name '*.md' -print0 | sort -z |
+    build/host/nhash hash -0 --algo neural,pdq,digest -
