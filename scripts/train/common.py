@@ -59,14 +59,38 @@ def hash_bits(out, proj):
     return scores >= 0, scores
 
 
-def load_model(path):
-    """A checkpoint as an inference network: the training centre folded into fc3's bias."""
+def train_sample(n=64):
+    """n training images (evenly spread over the train split) as 360x360 inputs."""
+    cache, rows = load_cache(), read_split("train")
+    picks = [p for p, _ in rows[:: max(1, len(rows) // n)]][:n]
+    return torch.stack([to_input(Image.fromarray(cache[p]["rgb"])) for p in picks])
+
+
+def centre(net, n=64):
+    """Fold the mean 360x360 output over n training images into fc3's bias.
+
+    Training centres each batch (train.py explains why); the running average kept there lags
+    behind the weights, so the inference centre is measured once on the final weights at the
+    inference size instead. Uses training images only."""
+    with torch.no_grad():
+        x = train_sample(n)
+        m = torch.cat([net(x[i:i + 16]) for i in range(0, len(x), 16)]).mean(0)
+        net.fc3.bias.sub_(m)
+    return net
+
+
+def load_model(path, recentre=True):
+    """A checkpoint as an inference network, centred (see centre())."""
     import nhnet
     net = nhnet.NeuralHashNet()
     ck = torch.load(path, map_location="cpu")
     net.load_state_dict(ck["model"])
-    c = ck["state"].get("center")
-    if c is not None:
-        with torch.no_grad():
-            net.fc3.bias.sub_(c)
-    return net.eval(), ck
+    net.eval()
+    if recentre:
+        centre(net)
+    else:
+        c = ck["state"].get("center")
+        if c is not None:
+            with torch.no_grad():
+                net.fc3.bias.sub_(c)
+    return net, ck

@@ -40,31 +40,34 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", default=os.path.join(common.WORK, "ckpt.pt"))
     ap.add_argument("--out", default=os.path.join(common.HERE, "results", "eval.json"))
-    ap.add_argument("--limit", type=int, default=0, help="first N held-out images only (quick look)")
+    ap.add_argument("--limit", type=int, default=0, help="first N of the chosen held-out images only (quick look)")
+    ap.add_argument("--stride", type=int, default=2,
+                    help="one image per held-out group, then every STRIDE-th group (CPU time)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--models", default="trained,untrained",
                     help="which to score; results for the others are kept from an existing --out")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     proj = common.projection()
-    trained, ck = common.load_model(a.ckpt)
+    want = a.models.split(",")
+    ck = torch.load(a.ckpt, map_location="cpu")
+    trained = common.load_model(a.ckpt)[0] if "trained" in want else None
     untrained = nhnet.NeuralHashNet()
     nhnet.init_weights(untrained, ck.get("args", {}).get("seed", 1))
     # A random network maps every image to nearly one output (see train.py), so every hash is
     # the same; centre it like training does (fc3 bias minus the mean output over training
     # images) so the floor is a random network whose bits do depend on the image.
-    cache, train_rows = common.load_cache(), common.read_split("train")
-    sample = [p for p, _ in train_rows[:: max(1, len(train_rows) // 48)]]
-    with torch.no_grad():
-        xs = torch.stack([common.to_input(Image.fromarray(cache[p]["rgb"])) for p in sample])
-        untrained.fc3.bias.sub_(untrained(xs).mean(0))
-    del cache
-    if "untrained" not in models:
-        del untrained
-    models = {"trained": trained.eval(), "untrained": untrained.eval()}
-    models = {m: models[m] for m in a.models.split(",")}
+    if "untrained" in want:
+        common.centre(untrained)
+    models = {"trained": trained, "untrained": untrained.eval()}
+    models = {m: models[m] for m in want}
 
-    rows = common.read_split("heldout")
+    rows, seen = [], set()
+    for p, g in common.read_split("heldout"):
+        if g not in seen:
+            seen.add(g)
+            rows.append((p, g))
+    rows = rows[:: a.stride]
     if a.limit:
         rows = rows[: a.limit]
     names = list(T.FIXED)

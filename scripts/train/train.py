@@ -64,7 +64,8 @@ def parse():
     ap.add_argument("--tau", type=float, default=0.1)
     ap.add_argument("--bit-weight", type=float, default=0.3)
     ap.add_argument("--bit-margin", type=float, default=0.3)
-    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=100, help="steps of linear warm-up at the start of each run")
+    ap.add_argument("--cosine", action="store_true", help="cosine-decay the rate to 5%% over --minutes/--until")
     ap.add_argument("--minutes", type=float, default=0, help="stop after this long (0: see --until/--steps)")
     ap.add_argument("--until", default="", help="stop at this UTC time, HH:MM")
     ap.add_argument("--steps", type=int, default=0, help="stop at this global step")
@@ -165,6 +166,9 @@ def main():
         t_data = time.time() - t0
         step_in_run = state["step"] - first
         lr = a.lr * min(1.0, (step_in_run + 1) / a.warmup)
+        if a.cosine and deadline < float("inf"):  # cosine over the run's wall-clock budget
+            frac = min(1.0, (time.time() - t_start) / (deadline - t_start))
+            lr *= 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac))
         for gr in opt.param_groups:
             gr["lr"] = lr
         z = net(torch.cat([xa, xb]))
@@ -190,7 +194,7 @@ def main():
         state["seen"] += 2 * a.batch
         state["train_s"] += time.time() - t0
         acc.append((loss.item(), l_nce.item(), l_bit.item(), pos, neg, t_data, time.time() - t0))
-        if len(acc) == 20:
+        if len(acc) == 10:
             m = np.mean(acc, axis=0)
             rec = {"step": state["step"], "seen": state["seen"], "train_s": round(state["train_s"]), "res": sizes,
                    "lr": lr, "loss": m[0], "nce": m[1], "bit": m[2], "ham_pos": m[3], "ham_neg": m[4]}
