@@ -302,7 +302,7 @@ static void test_original_images_decoded(void **state)
         char m[2048];
         if (nh_pdq_hash_file(path, 0, filepix, scratch, h, &q, NULL, NULL, &err) != NH_OK)
             fail_msg("%s", nh_error_format(&err, m, sizeof m));
-        if (nh_pdq_hash_file(path, NH_PDQ_INPUT_FAST, filepix, scratch, hf, &qf, NULL, NULL,
+        if (nh_pdq_hash_file(path, NH_PDQ_INPUT_FAST_ALWAYS, filepix, scratch, hf, &qf, NULL, NULL,
                              &err) != NH_OK)
             fail_msg("%s", nh_error_format(&err, m, sizeof m));
         assert_int_equal(nh_pdq_hex_parse(exp_rows[i].hex[0], want), NH_OK);
@@ -618,10 +618,35 @@ static void test_file_front_end(void **state)
         assert_int_equal(qg, qw);
         assert_int_equal(sw, w);
         assert_int_equal(sh, h);
+        /* Not a JPEG: the fast path falls back to the reference path. */
         if (nh_pdq_hash_file(path, NH_PDQ_INPUT_FAST, filepix, scratch, got, &qg, NULL, NULL,
                              &err) != NH_OK)
             fail_msg("%s", nh_error_format(&err, m, sizeof m));
+        assert_memory_equal(got, want, NH_PDQ_HASH_BYTES);
         free(rgb);
+    }
+    /* A JPEG large enough for shrink-on-load (skimage retina.jpg, 1411x1411). */
+    const char *data = getenv("NH_DATA_DIR");
+    char jpg[1024];
+    snprintf(jpg, sizeof jpg, "%s/skimage/retina.jpg", data ? data : ".cache/data");
+    if (file_exists(jpg)) {
+        uint8_t hr[32], hf[32], ha[32];
+        int qr, qf, qa;
+        nh_error e2 = {0};
+        assert_int_equal(nh_pdq_hash_file(jpg, 0, filepix, scratch, hr, &qr, NULL, NULL, &e2),
+                         NH_OK);
+        assert_int_equal(
+            nh_pdq_hash_file(jpg, NH_PDQ_INPUT_FAST, filepix, scratch, hf, &qf, NULL, NULL, &e2),
+            NH_OK);
+        assert_int_equal(nh_pdq_hash_file(jpg, NH_PDQ_INPUT_FAST_ALWAYS, filepix, scratch, ha, &qa,
+                                          NULL, NULL, &e2),
+                         NH_OK);
+        assert_memory_equal(hf, ha, sizeof hf);
+        printf("retina.jpg: fast path at distance %u from the reference path (quality %d/%d)\n",
+               nh_pdq_distance(hr, hf), qr, qf);
+        assert_true(nh_pdq_distance(hr, hf) <= NH_PDQ_MATCH_DISTANCE);
+    } else {
+        printf("SKIP fast-path JPEG check: %s not found (scripts/fetch-data.sh)\n", jpg);
     }
     nh_error err = {0};
     uint8_t h[32];

@@ -64,6 +64,9 @@ typedef enum nh_pdq_dihedral {
 #define NH_PDQ_DIHEDRAL 0x2u
 /* No 512x512 squash: hash at the given size. */
 #define NH_PDQ_FULL_RES 0x4u
+/* nh_pdq_hash_file only: the shrink-on-load decode for every file with a side over 512,
+ * even where it is slower (for measuring the fast path's distance, docs/pdq.md). */
+#define NH_PDQ_INPUT_FAST_ALWAYS 0x8u
 
 /*
  * A borrowed pixel buffer. channels: bytes per pixel, 1 (grey), 2 (grey+alpha), 3 (RGB) or
@@ -183,8 +186,9 @@ nh_status nh_pdq_hex_parse(const char *text, uint8_t *hash);
  *   completed here), grey luma for grey files and for colour files whose pixels are all
  *   grey (the reference's ImageMagick-to-PNM decode makes those PGM). Bit-exact with the
  *   reference wherever libvips decodes the same pixels as ImageMagick.
- *   NH_PDQ_INPUT_FAST: shrink-on-load straight to 512x512 when a side exceeds 512
- *   (nh_decode FAST mode, no EXIF rotation); faster, not bit-exact (docs/pdq.md).
+ *   NH_PDQ_INPUT_FAST: for JPEGs whose shorter side is >= 1024 (where libvips can shrink
+ *   while decoding), nh_decode FAST mode straight to 512x512 (no EXIF rotation); every other
+ *   file takes the reference path, which is faster for them. Not bit-exact (docs/pdq.md).
  * flags: NH_PDQ_INPUT_FAST, NH_PDQ_DIHEDRAL. pixels: caller-owned scratch of
  * NH_PDQ_FILE_PIXEL_BYTES (decoded image, unspecified afterwards). s: scratch (one per
  * thread). hashes, quality as in nh_pdq_hash. src_width, src_height (may be NULL): size
