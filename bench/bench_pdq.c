@@ -329,7 +329,7 @@ int main(int argc, char **argv)
                     maxd80 = d;
             }
         }
-        printf("%s vs ref path (%zu files decoded by shrink-on-load): distance mean %.2f, max %u; "
+        printf("%s vs ref path (%zu files through FAST decode): distance mean %.2f, max %u; "
                "0: %u, 1-4: %u, 5-10: %u, 11-31: %u, >31: %u\n",
                pass ? "fast path forced" : "fast path", used, sum / g, maxd, hist[0], hist[1],
                hist[2], hist[3], hist[4]);
