@@ -441,8 +441,8 @@ static nh_status decode_any(const char *path, const void *data, size_t len,
         break;
     case NH_DECODE_NEAREST:
         if (sw > opts->width || sh > opts->height) {
-            int dw = sw > opts->width ? opts->width : sw;
-            int dh = sh > opts->height ? opts->height : sh;
+            /* PDQ's reference: once either side is over, both become exactly the target. */
+            int dw = opts->width, dh = opts->height;
             nearest_squash(rgb, sw, sh, out, dw, dh);
             info->width = dw;
             info->height = dh;

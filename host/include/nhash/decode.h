@@ -8,9 +8,10 @@
  *                     then Pillow 9.4's BICUBIC resize reproduced exactly (nnhash.py).
  *   NH_DECODE_FAST    shrink-on-load through vips_thumbnail straight to the target size
  *                     (aspect not kept, as in compat); EXIF orientation by opts.autorotate.
- *   NH_DECODE_NEAREST full decode as in compat, then a nearest-neighbour squash to the
- *                     target size only when a side exceeds it (PDQ's reference input path);
- *                     the output keeps the source size when it already fits.
+ *   NH_DECODE_NEAREST full decode as in compat, then, when either side exceeds the target,
+ *                     a nearest-neighbour squash of both sides to exactly the target size
+ *                     (PDQ's reference input path); the output keeps the source size when
+ *                     it already fits.
  *   NH_DECODE_NATIVE  full decode as in compat, no resize at all (the output may be large:
  *                     max_pixels bounds it).
  *
