@@ -10,16 +10,28 @@ async function main() {
     executionProviders: ['cpu'], graphOptimizationLevel: 'all',
     intraOpNumThreads: parseInt(ts, 10), interOpNumThreads: 1});
   const img = 3 * 360 * 360 * 4;
-  let buf = Buffer.alloc(0);
+  // Chunks are kept in a list and joined once a whole frame is there (joining on every
+  // chunk would copy the frame over and over).
+  let chunks = [], have = 0, need = -1;
   let busy = Promise.resolve();
+  const take = (n) => {
+    const all = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, have);
+    chunks = all.length > n ? [all.subarray(n)] : [];
+    have = all.length - n;
+    return all.subarray(0, n);
+  };
   process.stdin.on('data', (chunk) => {
-    buf = Buffer.concat([buf, chunk]);
+    chunks.push(chunk);
+    have += chunk.length;
     for (;;) {
-      if (buf.length < 4) return;
-      const n = buf.readUInt32LE(0);
-      if (buf.length < 4 + n * img) return;
-      const frame = buf.subarray(4, 4 + n * img);
-      buf = buf.subarray(4 + n * img);
+      if (need < 0) {
+        if (have < 4) return;
+        need = take(4).readUInt32LE(0);
+      }
+      if (have < need * img) return;
+      const n = need;
+      const frame = take(n * img);
+      need = -1;
       const data = new Float32Array(frame.buffer.slice(frame.byteOffset, frame.byteOffset + frame.length));
       busy = busy.then(async () => {
         const feeds = {};
