@@ -199,6 +199,8 @@ static int on_record(const nh_record *r, void *user)
         return 1;
     }
 #endif
+    /* Each record leaves at once: a consumer downstream (or a kill) sees whole records. */
+    fflush(stdout);
     return ferror(stdout) ? 1 : 0;
 }
 

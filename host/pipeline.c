@@ -35,6 +35,10 @@ struct batch {
     nh_error *pre;            /* problems the input reported for a path (status != OK) */
     nh_record *rec;
     uint8_t *rgb;             /* n x in_h x in_w x 3, the network's input */
+#ifdef NH_HAVE_NET
+    cl_mem pinned;            /* when set, rgb is this buffer mapped: page-locked host memory
+                                 the driver can DMA from without a staging copy */
+#endif
     size_t next, done;        /* work distribution, under the pipeline mutex */
 };
 
@@ -64,7 +68,6 @@ struct nh_pipeline {
     float *net_out;
     double *min_abs;
     uint8_t *hashes;
-    uint8_t *packed;          /* compacted inputs of the decoded images */
     size_t *idx;              /* batch position of each packed image */
 #endif
     char model_name[160];
@@ -296,9 +299,8 @@ static nh_status open_network(nh_pipeline *p, nh_error *err)
     p->net_out = malloc(sizeof(float) * p->batch_cap * p->model->out_dim);
     p->min_abs = malloc(sizeof(double) * p->batch_cap);
     p->hashes = malloc(p->batch_cap * p->hash_bytes);
-    p->packed = malloc(p->batch_cap * p->model->in_w * p->model->in_h * 3);
     p->idx = malloc(p->batch_cap * sizeof *p->idx);
-    if (!p->net_out || !p->min_abs || !p->hashes || !p->packed || !p->idx)
+    if (!p->net_out || !p->min_abs || !p->hashes || !p->idx)
         return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, NULL, "out of memory");
     return NH_OK;
 #else
@@ -341,6 +343,24 @@ nh_status nh_pipeline_create(const nh_pipeline_opts *opts, nh_pipeline **out, nh
         b->paths = calloc(p->batch_cap, sizeof *b->paths);
         b->rec = calloc(p->batch_cap, sizeof *b->rec);
         b->pre = calloc(p->batch_cap, sizeof *b->pre);
+#ifdef NH_HAVE_NET
+        if (p->slot && p->cl) {
+            /* Pinned staging for uploads (CL_MEM_ALLOC_HOST_PTR, mapped once for the life of
+             * the pipeline); plain memory when the device will not give it. */
+            cl_int rc;
+            size_t bytes = p->slot * p->batch_cap;
+            b->pinned = clCreateBuffer(nh_cl_context(p->cl), CL_MEM_ALLOC_HOST_PTR, bytes, NULL, &rc);
+            if (b->pinned) {
+                b->rgb = clEnqueueMapBuffer(nh_cl_queue(p->cl), b->pinned, CL_TRUE,
+                                            CL_MAP_READ | CL_MAP_WRITE, 0, bytes, 0, NULL, NULL, &rc);
+                if (!b->rgb) {
+                    clReleaseMemObject(b->pinned);
+                    b->pinned = NULL;
+                }
+            }
+        }
+        if (!b->rgb)
+#endif
         b->rgb = p->slot ? malloc(p->slot * p->batch_cap) : NULL;
         if (!b->paths || !b->rec || !b->pre || (p->slot && !b->rgb)) {
             st = nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, NULL, "out of memory");
@@ -418,6 +438,14 @@ void nh_pipeline_destroy(nh_pipeline *p)
         free(b->paths);
         free(b->rec);
         free(b->pre);
+#ifdef NH_HAVE_NET
+        if (b->pinned) {
+            clEnqueueUnmapMemObject(nh_cl_queue(p->cl), b->pinned, b->rgb, 0, NULL, NULL);
+            clFinish(nh_cl_queue(p->cl));
+            clReleaseMemObject(b->pinned);
+            b->rgb = NULL;
+        }
+#endif
         free(b->rgb);
     }
 #ifdef NH_HAVE_NET
@@ -427,7 +455,6 @@ void nh_pipeline_destroy(nh_pipeline *p)
     free(p->net_out);
     free(p->min_abs);
     free(p->hashes);
-    free(p->packed);
     free(p->idx);
 #endif
     pthread_mutex_destroy(&p->mu);
@@ -497,12 +524,14 @@ static nh_status run_network(nh_pipeline *p, struct batch *b, nh_error *err)
     for (size_t i = 0; i < b->n; i++) {
         if (b->rec[i].status != NH_OK || b->rec[i].skipped)
             continue;
-        memcpy(p->packed + m * p->slot, b->rgb + i * p->slot, p->slot);
+        /* Compact in place (failures are rare): the batch buffer is the pinned upload. */
+        if (m != i)
+            memcpy(b->rgb + m * p->slot, b->rgb + i * p->slot, p->slot);
         idx[m++] = i;
     }
     if (m == 0)
         return NH_OK;
-    nh_status st = nh_runner_run(p->runner, p->packed, m, p->net_out, err);
+    nh_status st = nh_runner_run(p->runner, b->rgb, m, p->net_out, err);
     if (st != NH_OK)
         return st;
     st = nh_net_hash(p->model, p->net_out, m, p->hashes, p->min_abs, NULL, err);

@@ -465,6 +465,47 @@ static void test_audit(void **state)
     free(out);
 }
 
+/* Ctrl-C: the batch in flight is finished and written out, the set holds what was
+ * printed, the exit status says interrupted. */
+static void test_sigint(void **state)
+{
+    (void)state;
+    const char *model = test_model();
+    if (!model || !have_data())
+        return;
+    const char *data = getenv("NH_DATA_DIR");
+    char cmd[8192], out_path[600], db[600];
+    snprintf(out_path, sizeof out_path, "%s/sigint.out", tmp);
+    snprintf(db, sizeof db, "%s/sigint.set", tmp);
+    snprintf(cmd, sizeof cmd,
+             "ls '%s'/dlib/video_frames/*.jpg > '%s/sigint.list'; "
+             "'%s' hash --model '%s' --backend ref --batch 4 --algo neural,digest --db '%s' "
+             "- < '%s/sigint.list' > '%s' 2>/dev/null & pid=$!; "
+             "i=0; while [ $i -lt 600 ] && [ $(wc -l < '%s') -lt 4 ]; do sleep 0.1; i=$((i+1)); done; "
+             "kill -INT $pid; wait $pid; echo $? > '%s/sigint.rc'",
+             data, tmp, nhash, model, db, tmp, out_path, out_path, tmp);
+    assert_int_equal(system(cmd), 0);
+    int rc;
+    snprintf(cmd, sizeof cmd, "cat '%s/sigint.rc'; wc -l < '%s'; grep -c '  ' '%s'", tmp, out_path,
+             out_path);
+    char *out = run(cmd, &rc);
+    int status = 0, lines = 0, complete = 0;
+    sscanf(out, "%d %d %d", &status, &lines, &complete);
+    free(out);
+    printf("  interrupted with exit status %d after %d records\n", status, lines);
+    assert_int_equal(status, 130);
+    assert_true(lines >= 4 && lines < 151);
+    assert_int_equal(complete, lines); /* every written line is a whole record */
+    /* Everything written out is in the set. */
+    snprintf(cmd, sizeof cmd, "'%s/dbtool/nhdb' stats --json '%s'", getenv("NH_BINARY_DIR"), db);
+    out = run(cmd, &rc);
+    char *c = strstr(out, "\"kind\":\"digest\"");
+    c = c ? strstr(c, "\"count\":") : NULL;
+    assert_non_null(c);
+    assert_int_equal(atol(c + 8), lines);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -475,6 +516,7 @@ int main(void)
         cmocka_unit_test(test_mixed_folder),
         cmocka_unit_test(test_resume_after_kill),
         cmocka_unit_test(test_audit),
+        cmocka_unit_test(test_sigint),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
