@@ -312,6 +312,11 @@ int nh_cli_audit(int argc, char **argv)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, &old);
+    /* A parent may have blocked SIGINT (some job runners do): take it back. */
+    sigset_t intset;
+    sigemptyset(&intset);
+    sigaddset(&intset, SIGINT);
+    sigprocmask(SIG_UNBLOCK, &intset, NULL);
     int any_threshold = 0, any_failed = 0;
     for (int a = optind; a < argc && !g_stop; a++) {
         struct audit_ctx c;

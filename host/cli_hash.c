@@ -420,6 +420,11 @@ int nh_cli_hash(int argc, char **argv)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, &old);
+    /* A parent may have blocked SIGINT (some job runners do): take it back. */
+    sigset_t intset;
+    sigemptyset(&intset);
+    sigaddset(&intset, SIGINT);
+    sigprocmask(SIG_UNBLOCK, &intset, NULL);
     c.t0 = nh_time_now();
     nh_pipeline_stats stats;
     nh_status st = nh_pipeline_run(p, in, on_record, &c, &stats, &err);
