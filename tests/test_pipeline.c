@@ -478,12 +478,12 @@ static void test_sigint(void **state)
     snprintf(out_path, sizeof out_path, "%s/sigint.out", tmp);
     snprintf(db, sizeof db, "%s/sigint.set", tmp);
     snprintf(cmd, sizeof cmd,
-             "ls '%s'/dlib/video_frames/*.jpg > '%s/sigint.list'; "
+             "ls '%s'/dlib/video_frames/*.jpg > '%s/sigint.list'; : > '%s'; "
              "'%s' hash --model '%s' --backend ref --batch 4 --algo neural,digest --db '%s' "
              "- < '%s/sigint.list' > '%s' 2>/dev/null & pid=$!; "
              "i=0; while [ $i -lt 600 ] && [ $(wc -l < '%s') -lt 4 ]; do sleep 0.1; i=$((i+1)); done; "
              "kill -INT $pid; wait $pid; echo $? > '%s/sigint.rc'",
-             data, tmp, nhash, model, db, tmp, out_path, out_path, tmp);
+             data, tmp, out_path, nhash, model, db, tmp, out_path, out_path, tmp);
     assert_int_equal(system(cmd), 0);
     int rc;
     snprintf(cmd, sizeof cmd, "cat '%s/sigint.rc'; wc -l < '%s'; grep -c '  ' '%s'", tmp, out_path,
