@@ -1046,10 +1046,12 @@ static nh_status fold_node(importer *im, const char *op)
     if (!strcmp(op, "Transpose")) {
         const NhOnnx__AttributeProto *a = attr(n, "perm");
         int nd = x->ndims;
+        if (nd < 1 || nd > 8)
+            return fold_fail(im);
         int perm[8];
         for (int i = 0; i < nd; i++)
             perm[i] = a && a->n_ints == (size_t)nd ? (int)a->ints[i] : nd - 1 - i;
-        int64_t d[8];
+        int64_t d[8] = {0};
         for (int i = 0; i < nd; i++) {
             if (perm[i] < 0 || perm[i] >= nd)
                 return fold_fail(im);

@@ -84,8 +84,8 @@ static int load_expected(void)
         if (split(line, fld, 12) != 3 || strcmp(fld[0], "file") == 0)
             continue;
         struct expect *e = &exp_rows[n_exp++];
-        snprintf(e->name, sizeof e->name, "%s", fld[0]);
-        snprintf(e->hex[0], sizeof e->hex[0], "%s", fld[1]);
+        snprintf(e->name, sizeof e->name, "%.*s", (int)sizeof e->name - 1, fld[0]);
+        snprintf(e->hex[0], sizeof e->hex[0], "%.*s", (int)sizeof e->hex[0] - 1, fld[1]);
         e->quality = atoi(fld[2]);
         e->dih_quality = -1;
     }
