@@ -14,6 +14,9 @@ want="$PKGS"
 
 missing=""
 for p in $want; do
+    # a Node.js installed outside Debian's packages (nvm, NodeSource, /usr/local) serves as well,
+    # and Debian's npm would conflict with it
+    case $p in nodejs) command -v node >/dev/null 2>&1 && continue ;; npm) command -v npm >/dev/null 2>&1 && continue ;; esac
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
         missing="$missing $p"
     fi
