@@ -121,12 +121,13 @@ static nh_status cl_create(const nh_model *m, const nh_runner_opts *opts, nh_run
                                                                : 4;
     if (c->pw_v != 4 && c->pw_v != 8 && c->pw_v != 16)
         c->pw_v = 4;
-    char options[128];
+    char options[512];
     c->c2_v = getenv("NH_NET_C2_V") ? strtoul(getenv("NH_NET_C2_V"), NULL, 10) : 8;
     if (c->c2_v != 16)
         c->c2_v = 8;
-    snprintf(options, sizeof options, "-DNH_IN_WG=%zu -DNH_PW_V=%zu -DNH_C2_V=%zu", c->in_wg,
-             c->pw_v, c->c2_v);
+    /* NH_NET_CL_OPTIONS appends device compiler options (an experiment knob). */
+    snprintf(options, sizeof options, "-DNH_IN_WG=%zu -DNH_PW_V=%zu -DNH_C2_V=%zu %.300s", c->in_wg,
+             c->pw_v, c->c2_v, getenv("NH_NET_CL_OPTIONS") ? getenv("NH_NET_CL_OPTIONS") : "");
     if ((st = nh_cl_program_build(c->cl, files, 5, options, &c->prog, err)) != NH_OK)
         goto fail;
     for (int i = 0; i < K_COUNT; i++)

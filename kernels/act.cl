@@ -1,7 +1,7 @@
 /* Activations and elementwise ops of the hashing network (nhash/nhm.h op semantics).
  * act codes: 0 none, 1 ReLU, 2 HardSwish x*clip(x+3,0,6)/6, 3 HardSigmoid clip(x+3,0,6)/6. */
 
-inline float nh_act1(float v, uint act)
+NH_INLINE float nh_act1(float v, uint act)
 {
     float t;
     switch (act) {

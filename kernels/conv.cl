@@ -17,7 +17,7 @@
              NH_EDGE(row, base, step, width, 6), NH_EDGE(row, base, step, width, 7))
 
 /* 8 values along a row starting at base with step 1 or 2, zero outside [0, width). */
-inline float8 nh_row8(global const float *row, int base, int step, int width)
+NH_INLINE float8 nh_row8(global const float *row, int base, int step, int width)
 {
     if (base >= 0 && base + 8 * step <= width)
         return step == 1 ? vload8(0, row + base) : vload16(0, row + base).even;
@@ -25,7 +25,7 @@ inline float8 nh_row8(global const float *row, int base, int step, int width)
 }
 
 /* Store the first `count` (1..8) lanes of v at p. */
-inline void nh_store8(float8 v, global float *p, int count)
+NH_INLINE void nh_store8(float8 v, global float *p, int count)
 {
     if (count >= 8) {
         vstore8(v, 0, p);
@@ -41,7 +41,7 @@ inline void nh_store8(float8 v, global float *p, int count)
 }
 
 /* 16 values along a row, as nh_row8. */
-inline float16 nh_row16(global const float *row, int base, int step, int width)
+NH_INLINE float16 nh_row16(global const float *row, int base, int step, int width)
 {
     if (base >= 0 && base + 16 * step <= width)
         return step == 1 ? vload16(0, row + base)
@@ -50,7 +50,7 @@ inline float16 nh_row16(global const float *row, int base, int step, int width)
 }
 
 /* Store the first `count` (1..16) lanes of v at p. */
-inline void nh_store16(float16 v, global float *p, int count)
+NH_INLINE void nh_store16(float16 v, global float *p, int count)
 {
     if (count >= 16) {
         vstore16(v, 0, p);
