@@ -20,6 +20,7 @@ Checks: the op types in the graph, and -- when scripts/net has onnxruntime-node 
 onnxruntime's outputs against PyTorch's on a few held-out images (and the hash bits).
 
 Usage: /usr/bin/python3 scripts/train/export.py [--ckpt .cache/train/ckpt.pt] [--out-dir .cache/train]
+         [--import-to models/default.nhm --fixture tests/data/net/default_expected.tsv]
 """
 import argparse
 import collections
@@ -86,6 +87,29 @@ def op_types(path):
     return ops, opset
 
 
+def write_fixture(a, onnx_path, proj, js):
+    """onnxruntime's hashes of samples/ (Pillow preprocessing, as nnhash.py) for the net_cli test."""
+    sdir = os.path.join(common.ROOT, "samples")
+    names = sorted(f for f in os.listdir(sdir) if f.rsplit(".", 1)[-1] in ("jpg", "png", "webp"))
+    x = torch.stack([common.to_input(Image.open(os.path.join(sdir, f)).convert("RGB")) for f in names])
+    with tempfile.TemporaryDirectory() as td:
+        inp, outp = os.path.join(td, "in.bin"), os.path.join(td, "out.bin")
+        x.numpy().astype("<f4").tofile(inp)
+        subprocess.run(["node", js, onnx_path, inp, str(len(names)), outp], check=True)
+        out = np.fromfile(outp, dtype="<f4").reshape(len(names), 128)
+    bits, scores = common.hash_bits(out, proj)
+    info = subprocess.run([a.nhash, "model", "info", a.nhm], check=True, capture_output=True, text=True).stdout
+    fp = [ln.split()[-1] for ln in info.splitlines() if ln.startswith("fingerprint:")][0]
+    with open(a.fixture, "w") as f:
+        f.write("# onnxruntime-node's hashes of samples/ with the exported default model (Pillow\n"
+                "# convert('RGB').resize((360, 360)) BICUBIC, /255*2-1); made by scripts/train/export.py --fixture.\n"
+                "# fingerprint %s\n# file\thash_hex\tmin_abs_score\n" % fp)
+        for n, b, sc in zip(names, bits, scores):
+            v = int("".join("1" if t else "0" for t in b), 2)
+            f.write("%s\t%024x\t%.6g\n" % (n, v, np.abs(sc).min()))
+    print("wrote %s: %d samples, model fingerprint %s" % (a.fixture, len(names), fp))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", default=os.path.join(common.WORK, "ckpt.pt"))
@@ -96,6 +120,12 @@ def main():
     ap.add_argument("--nhm", default="", help="also hash the check images with this imported .nhm through "
                     "nhash (--nhash) and compare its bits with PyTorch's")
     ap.add_argument("--nhash", default=os.path.join(common.ROOT, "build", "host", "nhash"))
+    ap.add_argument("--import-to", default="", help="import the exported ONNX + seed with nhash (binary32, or binary16 "
+                    "with --f16) to this .nhm, then check it as --nhm does")
+    ap.add_argument("--name", default="nhash-open", help="model name for --import-to")
+    ap.add_argument("--model-version", default="v0", help="model version for --import-to")
+    ap.add_argument("--fixture", default="", help="with --nhm: write onnxruntime's hashes of the bundled samples/ "
+                    "images to this TSV (tests/data/net/default_expected.tsv), headed by the .nhm's fingerprint")
     a = ap.parse_args()
     torch.set_num_threads(1)
     net, ck = common.load_model(a.ckpt)
@@ -130,6 +160,10 @@ def main():
     with torch.no_grad():
         tout = net(x).numpy()
     bt, _ = common.hash_bits(tout, proj)
+    if a.import_to:
+        subprocess.run([a.nhash, "model", "import", onnx_path, seed_path, "-o", a.import_to, "--name", a.name,
+                        "--version", a.model_version] + (["--f16"] if a.f16 else []), check=True)
+        a.nhm = a.import_to
     if a.nhm:
         for backend in ("opencl", "ref"):
             r = subprocess.run([a.nhash, "model", "hash", a.nhm, "--backend", backend, "--format", "bits"]
@@ -151,6 +185,8 @@ def main():
     d = np.abs(oout - tout).max() / np.abs(tout).max()
     print("torch vs onnxruntime on %d held-out images: max |diff| / max |out| = %.3g, hash bits differing: %d, "
           "smallest |score| %.3g" % (len(rows), d, int((bt != bo).sum()), np.abs(so).min()))
+    if a.fixture and a.nhm:
+        write_fixture(a, onnx_path, proj, js)
     return 0 if d < 1e-3 else 1
 
 
