@@ -375,8 +375,9 @@ int main(int argc, char **argv)
             nh_pipeline_destroy(p);
         }
         for (size_t q = 0; q < np; q++) {
-            if (q && unlink(paths[q]) != 0) { /* originals (q with slot%(NT+1)==0) are not ours */
-            }
+            /* Only the copies are ours: an original (slot % (NT + 1) == 0) is the user's file. */
+            if (slot_of[q] % (NT + 1) != 0)
+                unlink(paths[q]);
             free(paths[q]);
         }
         free(paths);
