@@ -13,6 +13,7 @@
  * usage: nhbench-quality [--model M.nhm]... [--no-pdq] [--max N] [--out DIR] PHOTO_DIR
  */
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,7 +280,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "nhbench-quality: need at least 2 photos in %s\n", argv[i]);
         return 2;
     }
-    mkdir(outdir, 0755);
+    if (mkdir(outdir, 0755) && errno != EEXIST) {
+        fprintf(stderr, "nhbench-quality: %s: cannot create: %s\n", outdir, strerror(errno));
+        return 2;
+    }
+    if (access(outdir, W_OK)) {
+        fprintf(stderr, "nhbench-quality: %s: not writable: %s\n", outdir, strerror(errno));
+        return 2;
+    }
     size_t nalg = nmodels + (size_t)pdq;
     struct algo *algs = calloc(nalg, sizeof *algs);
     for (size_t k = 0; k < nalg; k++) {
@@ -382,15 +390,22 @@ int main(int argc, char **argv)
         }
         free(paths);
         free(slot_of);
-        fprintf(stderr, "\rnhbench-quality: %zu/%zu photos", c0 + cn, nimg);
+        /* A live counter on a terminal, one line per chunk in a log. */
+        fprintf(stderr, isatty(2) ? "\rnhbench-quality: %zu/%zu photos" : "nhbench-quality: %zu/%zu photos\n",
+                c0 + cn, nimg);
     }
-    fprintf(stderr, "\n");
+    if (isatty(2))
+        fprintf(stderr, "\n");
     double secs = nh_time_now() - t0;
 
     /* Distances. */
     char jpath[4096];
     snprintf(jpath, sizeof jpath, "%s/quality.json", outdir);
     FILE *js = fopen(jpath, "w");
+    if (!js) {
+        fprintf(stderr, "nhbench-quality: %s: %s\n", jpath, strerror(errno));
+        return 1;
+    }
     fprintf(js, "{\"photos\":%zu,\"copies\":%zu,\"failed_copies\":%zu,\"seconds\":%.1f,\"algorithms\":[",
             nimg, made, failed_copies, secs);
     const char *fams[NT];

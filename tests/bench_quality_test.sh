@@ -30,3 +30,9 @@ grep -q '^nhbench-quality: 3 photos' "$T/log.txt"
 # "png" rows: mean distance 0.00 for the neural hash and for PDQ.
 [ "$(awk '$1 == "png" && $3 == "0.00"' "$T/log.txt" | wc -l)" = 2 ]
 echo "nhbench-quality smoke test: ok"
+# An output folder that cannot be made is a clear error before any work, not a crash at the end.
+if "$BIN" --model "$SRC/models/nh_test.nhm" --out "$T/photos/astronaut.jpg/out" "$T/photos" 2> "$T/err.txt"; then
+    echo "nhbench-quality accepted an output folder inside a file"; exit 1
+fi
+grep -q "astronaut.jpg/out" "$T/err.txt"
+echo "nhbench-quality bad --out: ok"
