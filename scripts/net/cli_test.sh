@@ -60,4 +60,25 @@ if "$NHASH" model info "$T/bad.nhm" 2> "$T/err.txt"; then
     echo "truncated model accepted"; exit 1
 fi
 grep -q 'not a valid model' "$T/err.txt"
+
+# The shipped default model: the file is the one the fixture was made from (fingerprint), and
+# both runners agree with onnxruntime's hashes of every bundled sample to within one bit
+# (tests/data/net/default_expected.tsv, written by scripts/train/export.py --fixture).
+EXP="$SRC/tests/data/net/default_expected.tsv"
+fp=$("$NHASH" model info "$SRC/models/default.nhm" | awk '/^fingerprint:/ {print $2}')
+want_fp=$(awk '/^# fingerprint / {print $3}' "$EXP")
+echo "default model fingerprint $fp (fixture $want_fp)"
+[ -n "$fp" ] && [ "$fp" = "$want_fp" ]
+grep -v '^#' "$EXP" > "$T/dexp.tsv"
+[ "$(wc -l < "$T/dexp.tsv")" -ge 5 ]
+for backend in opencl ref; do
+    ( cd "$SRC/samples" && "$NHASH" model hash --backend "$backend" "$SRC/models/default.nhm" \
+        $(cut -f1 "$T/dexp.tsv") ) > "$T/d_$backend.txt"
+    while IFS="$(printf '\t')" read -r name want score; do
+        got=$(awk -F'\t' -v n="$name" '$1 == n {print $2}' "$T/d_$backend.txt")
+        d=$(hamming "$got" "$want")
+        echo "default $backend $name $got (onnxruntime $want, min |score| $score): $d bit(s)"
+        [ "$d" -le 1 ]
+    done < "$T/dexp.tsv"
+done
 echo "nhash model CLI: ok"

@@ -24,6 +24,7 @@ Usage: /usr/bin/python3 scripts/train/export.py [--ckpt .cache/train/ckpt.pt] [-
 """
 import argparse
 import collections
+import json
 import os
 import subprocess
 import sys
@@ -119,6 +120,11 @@ def main():
     ap.add_argument("--check", type=int, default=6, help="held-out images for the checks")
     ap.add_argument("--nhm", default="", help="also hash the check images with this imported .nhm through "
                     "nhash (--nhash) and compare its bits with PyTorch's")
+    ap.add_argument("--untrained", type=int, default=0, metavar="SEED",
+                    help="export the untrained floor instead of --ckpt: train.py's initialisation with this "
+                    "seed (train.py's default is 1), centred the same way")
+    ap.add_argument("--train-log", default="", help="write the checkpoint's training log (every 10 steps) "
+                    "to this JSON file (scripts/train/results/train_log.json)")
     ap.add_argument("--nhash", default=os.path.join(common.ROOT, "build", "host", "nhash"))
     ap.add_argument("--import-to", default="", help="import the exported ONNX + seed with nhash (binary32, or binary16 "
                     "with --f16) to this .nhm, then check it as --nhm does")
@@ -128,7 +134,20 @@ def main():
                     "images to this TSV (tests/data/net/default_expected.tsv), headed by the .nhm's fingerprint")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    net, ck = common.load_model(a.ckpt)
+    if a.untrained:  # the floor: train.py's random initialisation, centred like a trained model
+        net = nhnet.NeuralHashNet()
+        nhnet.init_weights(net, a.untrained)
+        net.eval()
+        common.centre(net)
+        ck = {"state": {"step": 0, "seen": 0, "train_s": 0.0, "log": []}, "args": {"seed": a.untrained}}
+    else:
+        net, ck = common.load_model(a.ckpt)
+    if a.train_log:
+        with open(a.train_log, "w") as f:
+            json.dump({"step": ck["state"]["step"], "views_seen": ck["state"]["seen"],
+                       "train_s": round(ck["state"]["train_s"]), "args_last_phase": ck["args"],
+                       "log": ck["state"]["log"]}, f, indent=0)
+            f.write("\n")
     rows = common.read_split("heldout")[:a.check]
     x = torch.stack([common.to_input(Image.open(os.path.join(common.DATA, p)).convert("RGB")) for p, _ in rows])
     proj = common.projection()

@@ -72,6 +72,8 @@ def parse():
     ap.add_argument("--save-min", type=float, default=4.0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--aug-weights", default="",
+                    help="relative weights of the augmentation families, e.g. crop=3,rotate=3 (others 1)")
     return ap.parse_args()
 
 
@@ -118,6 +120,7 @@ class Sampler:
 def main():
     a = parse()
     torch.set_num_threads(a.threads)
+    T.set_weights(a.aug_weights)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     os.makedirs(common.WORK, exist_ok=True)
     net = nhnet.NeuralHashNet()

@@ -157,9 +157,28 @@ UNTRAINED = ("rot90", "hflip")
 _WORDS = ["nhash", "SAMPLE", "(c) 2026", "photo", "www.example.org", "@user", "Holiday!", "42", "DRAFT"]
 
 
+# the families random_transform draws from, in its order, and their relative weights
+# (train.py --aug-weights changes them; all equal is a uniform draw)
+FAMILIES = ("jpeg", "resize", "crop", "border", "rotate", "brightness", "contrast", "gray", "blur",
+            "noise", "overlay", "squash")
+WEIGHTS = [1.0] * len(FAMILIES)
+
+
+def set_weights(spec):
+    """`spec` as "crop=3,rotate=3": weight per family, the others 1."""
+    for item in filter(None, spec.split(",")):
+        name, _, w = item.partition("=")
+        if name not in FAMILIES:
+            raise ValueError("unknown family %r (families: %s)" % (name, ", ".join(FAMILIES)))
+        WEIGHTS[FAMILIES.index(name)] = float(w)
+
+
 def random_transform(im, rng: random.Random, nprng):
     """One randomly chosen family at a random strength (a bit beyond the benchmark's range)."""
-    k = rng.randrange(12)
+    if len(set(WEIGHTS)) == 1:
+        k = rng.randrange(len(FAMILIES))
+    else:
+        k = rng.choices(range(len(FAMILIES)), weights=WEIGHTS)[0]
     if k == 0:
         return jpeg(im, rng.randint(20, 95))
     if k == 1:
