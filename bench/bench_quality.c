@@ -9,8 +9,11 @@
  *     (image i against every original and copy of image j != i) is <= 1e-4 and <= 1e-6;
  *   - a ROC curve (recall against false-positive rate for every threshold).
  * Results go to OUT/quality.json and OUT/roc_<algo>.svg, a summary to stdout.
+ * --mirror also reports each model with mirror queries ("M+mirror"): every query image is
+ * hashed as it is and mirrored left-right, and the smaller distance counts, for the copies
+ * and the unrelated pairs alike, so the threshold pays for the second query.
  *
- * usage: nhbench-quality [--model M.nhm]... [--no-pdq] [--max N] [--out DIR] PHOTO_DIR
+ * usage: nhbench-quality [--model M.nhm]... [--mirror] [--no-pdq] [--max N] [--out DIR] PHOTO_DIR
  */
 #include <dirent.h>
 #include <errno.h>
@@ -153,7 +156,24 @@ struct algo {
     uint8_t *hashes;
     uint8_t *ok;
     int *quality;
+    /* --mirror: each copy is also queried by its left-right mirror image's hash (as
+     * `nhash audit --neural-mirror` does); a pair's distance is the smaller of the two */
+    int mirror;
+    uint8_t *mhashes;
 };
+
+/* Distance between a stored hash (slot db, an original) and a query (slot q). */
+static unsigned dist(const struct algo *a, size_t db, size_t q)
+{
+    const uint8_t *h = a->hashes + db * a->bytes;
+    unsigned d = nh_hamming(h, a->hashes + q * a->bytes, a->bytes);
+    if (a->mirror) {
+        unsigned dm = nh_hamming(h, a->mhashes + q * a->bytes, a->bytes);
+        if (dm < d)
+            d = dm;
+    }
+    return d;
+}
 
 struct collect {
     struct algo *a;
@@ -173,6 +193,11 @@ static int on_record(const nh_record *r, void *user)
         a->quality[slot] = r->pdq_quality;
     } else {
         memcpy(a->hashes + slot * a->bytes, r->neural, a->bytes);
+        if (a->mirror) {
+            if (!r->has_neural_mirror)
+                return 0;
+            memcpy(a->mhashes + slot * a->bytes, r->neural_mirror, a->bytes);
+        }
     }
     a->ok[slot] = 1;
     return 0;
@@ -251,7 +276,7 @@ int main(int argc, char **argv)
 {
     const char *models[8];
     size_t nmodels = 0, max = 200;
-    int pdq = 1;
+    int pdq = 1, mirror = 0;
     const char *outdir = "bench-quality";
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -259,17 +284,19 @@ int main(int argc, char **argv)
             models[nmodels++] = argv[++i];
         else if (!strcmp(argv[i], "--no-pdq"))
             pdq = 0;
+        else if (!strcmp(argv[i], "--mirror"))
+            mirror = 1;
         else if (!strcmp(argv[i], "--max") && i + 1 < argc)
             max = (size_t)atol(argv[++i]);
         else if (!strcmp(argv[i], "--out") && i + 1 < argc)
             outdir = argv[++i];
         else {
-            fprintf(stderr, "usage: nhbench-quality [--model M.nhm]... [--no-pdq] [--max N] [--out DIR] PHOTO_DIR\n");
+            fprintf(stderr, "usage: nhbench-quality [--model M.nhm]... [--mirror] [--no-pdq] [--max N] [--out DIR] PHOTO_DIR\n");
             return 2;
         }
     }
     if (i != argc - 1) {
-        fprintf(stderr, "usage: nhbench-quality [--model M.nhm]... [--no-pdq] [--max N] [--out DIR] PHOTO_DIR\n");
+        fprintf(stderr, "usage: nhbench-quality [--model M.nhm]... [--mirror] [--no-pdq] [--max N] [--out DIR] PHOTO_DIR\n");
         return 2;
     }
     if (VIPS_INIT(argv[0]))
@@ -288,15 +315,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "nhbench-quality: %s: not writable: %s\n", outdir, strerror(errno));
         return 2;
     }
-    size_t nalg = nmodels + (size_t)pdq;
+    /* With --mirror every model is reported twice: plain, then with mirror queries. */
+    size_t nneural = nmodels * (mirror ? 2 : 1), nalg = nneural + (size_t)pdq;
     struct algo *algs = calloc(nalg, sizeof *algs);
     for (size_t k = 0; k < nalg; k++) {
         struct algo *a = &algs[k];
-        if (k < nmodels) {
+        if (k < nneural) {
+            size_t mi = mirror ? k / 2 : k;
             a->algos = NH_ALGO_NEURAL;
-            a->model = models[k];
-            const char *b = strrchr(models[k], '/');
-            snprintf(a->name, sizeof a->name, "neural:%s", b ? b + 1 : models[k]);
+            a->model = models[mi];
+            a->mirror = mirror && k % 2;
+            const char *b = strrchr(models[mi], '/');
+            snprintf(a->name, sizeof a->name, "neural:%s%s", b ? b + 1 : models[mi], a->mirror ? "+mirror" : "");
         } else {
             a->algos = NH_ALGO_PDQ;
             snprintf(a->name, sizeof a->name, "pdq");
@@ -314,6 +344,7 @@ int main(int argc, char **argv)
         nh_pipeline_opts_default(&o);
         o.algos = algs[k].algos;
         o.model_path = algs[k].model;
+        o.neural_mirror = algs[k].mirror;
         o.batch = 16;
         nh_pipeline *p = NULL;
         nh_error err;
@@ -326,6 +357,7 @@ int main(int argc, char **argv)
         algs[k].bytes = algs[k].algos & NH_ALGO_PDQ ? 32 : nh_pipeline_hash_bytes(p);
         algs[k].bits = (unsigned)algs[k].bytes * 8;
         algs[k].hashes = calloc(slots, algs[k].bytes);
+        algs[k].mhashes = algs[k].mirror ? calloc(slots, algs[k].bytes) : NULL;
         algs[k].ok = calloc(slots, 1);
         algs[k].quality = calloc(slots, sizeof(int));
         nh_pipeline_destroy(p);
@@ -371,6 +403,7 @@ int main(int argc, char **argv)
             nh_pipeline_opts_default(&o);
             o.algos = algs[k].algos;
             o.model_path = algs[k].model;
+            o.neural_mirror = algs[k].mirror;
             nh_pipeline *p = NULL;
             nh_error err;
             if (nh_pipeline_create(&o, &p, &err) != NH_OK)
@@ -429,7 +462,6 @@ int main(int argc, char **argv)
         for (size_t x = 0; x < nimg; x++) {
             if (!a->ok[x * (NT + 1)])
                 continue;
-            const uint8_t *hx = a->hashes + x * (NT + 1) * a->bytes;
             for (size_t y = 0; y < nimg; y++) {
                 if (y == x)
                     continue;
@@ -437,7 +469,7 @@ int main(int argc, char **argv)
                     size_t s = y * (NT + 1) + t;
                     if (!a->ok[s])
                         continue;
-                    unrel[nh_hamming(hx, a->hashes + s * a->bytes, a->bytes)]++;
+                    unrel[dist(a, x * (NT + 1), s)]++;
                     npairs++;
                 }
             }
@@ -476,7 +508,7 @@ int main(int argc, char **argv)
                 size_t so = x * (NT + 1), st = so + t + 1;
                 if (!a->ok[so] || !a->ok[st])
                     continue;
-                unsigned d = nh_hamming(a->hashes + so * a->bytes, a->hashes + st * a->bytes, a->bytes);
+                unsigned d = dist(a, so, st);
                 hist[d]++;
                 n++;
                 mean += d;

@@ -45,6 +45,9 @@ static void usage(FILE *f)
             "                      of quality under 50 are reported as unreliable and not counted\n"
             "  --pdq-dihedral      also match PDQ's 8 rotations and flips of each file (the\n"
             "                      match record names the variant)\n"
+            "  --neural-mirror     also match each file's left-right mirror image with the neural\n"
+            "                      hash (a second network pass; the match record's variant is\n"
+            "                      \"flipx\" when the mirror image matched better)\n"
             "  --threshold N       matched files per archive that raise the flag (default %d,\n"
             "                      as in Apple's design)\n"
             "  --format jsonl|csv  default jsonl (records of type match, error, summary); csv\n"
@@ -194,7 +197,7 @@ int nh_cli_audit(int argc, char **argv)
         {"device", required_argument, 0, 'D'},      {"decode", required_argument, 0, 'd'},
         {"allow-untrusted", no_argument, 0, 'u'},   {"max-pixels", required_argument, 0, 'x'},
         {"pdq-dihedral", no_argument, 0, 'R'},      {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"neural-mirror", no_argument, 0, 'M'},     {0, 0, 0, 0}};
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "0h", lo, NULL)) != -1) {
@@ -239,6 +242,7 @@ int nh_cli_audit(int argc, char **argv)
         case 'u': o.decode.allow_untrusted = 1; break;
         case 'x': o.decode.max_pixels = strtoull(optarg, NULL, 10); break;
         case 'R': o.pdq_dihedral = 1; break;
+        case 'M': o.neural_mirror = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -226,7 +226,8 @@ unsigned nh_cli_db_kinds(nh_cli_db *d, size_t *other_models)
 static const char *const variant_names[8] = {"original", "rotate90", "rotate180", "rotate270",
                                               "flipx", "flipy", "flip+1", "flip-1"};
 
-/* PDQ dihedral matches are gathered over the 8 variants and reported once per entry. */
+/* PDQ dihedral matches (and neural matches of a file and its mirror image) are gathered over
+ * the variants and reported once per entry, with the variant at the best distance. */
 struct pdq_hit {
     uint64_t id;
     unsigned distance;
@@ -301,7 +302,21 @@ nh_status nh_cli_db_match(nh_cli_db *d, const nh_record *r, unsigned r_neural, u
     if (r->has_neural) {
         m.kind = "neural";
         q.radius = r_neural;
-        st = nh_db_query_each(d->rd, &d->neural, r->neural, &q, on_match, &m, err);
+        if (r->has_neural_mirror) {
+            /* The file and its mirror image, each entry reported once at its best distance. */
+            m.variant = 0;
+            st = nh_db_query_each(d->rd, &d->neural, r->neural, &q, on_match, &m, err);
+            m.variant = 4; /* "flipx" */
+            if (st == NH_OK && m.st == NH_OK)
+                st = nh_db_query_each(d->rd, &d->neural, r->neural_mirror, &q, on_match, &m, err);
+            m.variant = -1;
+            for (size_t i = 0; i < m.nhits && st == NH_OK && m.st == NH_OK; i++)
+                if (emit(&m, m.hits[i].id, m.hits[i].distance, variant_names[m.hits[i].variant]))
+                    break;
+            m.nhits = 0;
+        } else {
+            st = nh_db_query_each(d->rd, &d->neural, r->neural, &q, on_match, &m, err);
+        }
         if (st != NH_OK || m.st != NH_OK)
             goto done;
     }

@@ -544,6 +544,33 @@ static nh_status run_network(nh_pipeline *p, struct batch *b, nh_error *err)
         r->neural_min_abs = p->min_abs[k];
         r->has_neural = 1;
     }
+    if (!p->opts.neural_mirror)
+        return NH_OK;
+    /* The mirror images: the network input flipped left-right in place (the batch buffer is
+     * not needed any more), then a second pass. */
+    size_t w = (size_t)p->opts.decode.width, h = (size_t)p->opts.decode.height;
+    for (size_t k = 0; k < m; k++) {
+        uint8_t *img = b->rgb + k * p->slot;
+        for (size_t y = 0; y < h; y++) {
+            uint8_t *row = img + y * w * 3;
+            for (size_t x = 0, z = w - 1; x < z; x++, z--) {
+                uint8_t t[3];
+                memcpy(t, row + 3 * x, 3);
+                memcpy(row + 3 * x, row + 3 * z, 3);
+                memcpy(row + 3 * z, t, 3);
+            }
+        }
+    }
+    st = nh_runner_run(p->runner, b->rgb, m, p->net_out, err);
+    if (st == NH_OK)
+        st = nh_net_hash(p->model, p->net_out, m, p->hashes, p->min_abs, NULL, err);
+    if (st != NH_OK)
+        return st;
+    for (size_t k = 0; k < m; k++) {
+        nh_record *r = &b->rec[idx[k]];
+        memcpy(r->neural_mirror, p->hashes + k * p->hash_bytes, p->hash_bytes);
+        r->has_neural_mirror = 1;
+    }
     return NH_OK;
 #else
     (void)p;

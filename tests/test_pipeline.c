@@ -398,7 +398,8 @@ static void test_resume_after_kill(void **state)
 }
 
 /* Audit: resized and recompressed copies of set images are found, a disjoint archive reports
- * nothing, the threshold sets the exit status, rotations need --pdq-dihedral. */
+ * nothing, the threshold sets the exit status, rotations need --pdq-dihedral, mirror images are
+ * found with --neural-mirror. */
 static void test_audit(void **state)
 {
     (void)state;
@@ -408,10 +409,10 @@ static void test_audit(void **state)
     const char *data = getenv("NH_DATA_DIR");
     char cmd[8192];
     snprintf(cmd, sizeof cmd,
-             "cd '%s' && mkdir -p aset acopies aother arot && cp '%s'/dlib/faces/2008_00*.jpg aset/ && "
+             "cd '%s' && mkdir -p aset acopies aother arot amirror && cp '%s'/dlib/faces/2008_00*.jpg aset/ && "
              "for f in aset/*.jpg; do b=$(basename $f .jpg); "
              "vips resize $f acopies/${b}_half.jpg[Q=85] 0.5 && vips copy $f acopies/${b}_q70.jpg[Q=70] && "
-             "vips rot $f arot/${b}_r90.png d90 || exit 1; done && "
+             "vips rot $f arot/${b}_r90.png d90 && vips flip $f amirror/${b}_fx.png horizontal || exit 1; done && "
              "cp '%s'/dlib/video_frames/frame_00010*.jpg '%s'/sklearn/*.jpg aother/",
              tmp, data, data, data);
     assert_int_equal(system(cmd), 0);
@@ -456,6 +457,22 @@ static void test_audit(void **state)
     snprintf(want, sizeof want, "\"matched_files\":%ld,", nset);
     assert_non_null(strstr(out, want));
     assert_non_null(strstr(out, "\"variant\":\"rotate"));
+    free(out);
+    /* mirrored copies: the neural hash finds them through --neural-mirror, as variant flipx
+     * (the mirror image of a mirrored PNG is the original's pixels up to resize rounding) */
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db a.set --model '%s' --algo neural --neural-mirror amirror",
+             tmp, nhash, model);
+    out = run(cmd, &rc);
+    snprintf(want, sizeof want, "\"matched_files\":%ld,", nset);
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, "\"variant\":\"flipx\""));
+    for (const char *q = out; (q = strstr(q, "\"kind\":\"neural\",\"distance\":")) != NULL; q++)
+        assert_true(atoi(q + strlen("\"kind\":\"neural\",\"distance\":")) <= 2);
+    free(out);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db a.set --model '%s' --algo neural amirror", tmp,
+             nhash, model);
+    out = run(cmd, &rc);
+    assert_null(strstr(out, "flipx"));
     free(out);
     /* csv: one line per match plus the header */
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db a.set --model '%s' --format csv acopies 2>/dev/null | wc -l",

@@ -70,6 +70,8 @@ typedef struct nh_record {
     uint8_t neural[NH_NEURAL_MAX_BYTES];
     size_t neural_bytes;
     double neural_min_abs;      /* smallest |score|: how near a bit came to flipping */
+    int has_neural_mirror;      /* opts.neural_mirror: the hash of the left-right mirror image */
+    uint8_t neural_mirror[NH_NEURAL_MAX_BYTES];
     int has_pdq;
     uint8_t pdq[32];            /* Meta's order (DCT row 15 first) */
     int pdq_quality;            /* 0..100; under 50 the hash is unreliable */
@@ -98,6 +100,8 @@ typedef struct nh_pipeline_opts {
     nh_decode_opts decode;      /* neural input (size is taken from the model) */
     int pdq_fast;               /* PDQ input: 0 = reference path, 1 = shrink-on-load */
     int pdq_dihedral;           /* also the 8 dihedral variants of each PDQ hash */
+    int neural_mirror;          /* also the neural hash of each image mirrored left-right (a
+                                   second network pass): finds flipped copies */
     nh_skip_fn skip;            /* may be NULL */
     void *skip_user;
     volatile sig_atomic_t *stop;/* when it becomes nonzero: finish in-flight work, return */
