@@ -122,7 +122,7 @@ static int on_match(const nh_cli_match *m, void *user)
         fputc(',', stdout);
         nh_csv_field(stdout, m->note);
         snprintf(t, sizeof t, "%lld", (long long)m->added);
-        printf(",%s,%d\n", t, m->unreliable);
+        printf(",%s,%d,%s\n", t, m->unreliable, m->variant ? m->variant : "");
         return 0;
     }
     fputs("{\"type\":\"match\",", stdout);
@@ -311,7 +311,7 @@ int nh_cli_audit(int argc, char **argv)
     }
     if (csv)
         printf("archive,path,kind,distance,entry_id,entry_source,entry_label,entry_note,"
-               "entry_added,unreliable\n");
+               "entry_added,unreliable,variant\n");
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;

@@ -480,6 +480,12 @@ static void test_audit(void **state)
     out = run(cmd, &rc);
     assert_true(atol(out) >= 2 * nset + 1);
     free(out);
+    /* csv names the dihedral variant that matched in its last column */
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db a.set --model '%s' --format csv --pdq-dihedral arot "
+             "2>/dev/null | grep -c ',rotate[0-9]*$'", tmp, nhash, model);
+    out = run(cmd, &rc);
+    assert_true(atol(out) >= nset);
+    free(out);
 }
 
 /* Ctrl-C: the batch in flight is finished and written out, the set holds what was

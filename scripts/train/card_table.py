@@ -8,6 +8,8 @@ threshold that keeps the false-positive rate over all unrelated pairs <= 1e-4 (t
 import json
 import sys
 
+UNTRAINED = ("rot90", "hflip", "vflip")  # no model here is trained to match these
+
 
 def main(path):
     d = json.load(open(path))
@@ -29,6 +31,11 @@ def main(path):
         cells += ["**%.1f** of %d" % (a["unrelated_mean"], a["bits"]),
                   "threshold %d (1e-6: %d)" % (a["threshold_fpr_1e-4"], a["threshold_fpr_1e-6"])]
     print("| **unrelated pairs** (%d) | | %s |" % (algs[0]["unrelated_pairs"], " | ".join(cells)))
+    cells = []
+    for a in algs:
+        ts = [t for t in a["transforms"] if t["name"] not in UNTRAINED]
+        cells += ["", "**%.3f**" % (sum(t["recall_fpr_1e-4"] for t in ts) / len(ts))]
+    print("| **mean recall, %d transforms** (all but %s) | | %s |" % (len(ts), ", ".join(UNTRAINED), " | ".join(cells)))
     print()
     print("%d photos, %d copies (%d failed), %.0f s" % (d["photos"], d["copies"], d["failed_copies"], d["seconds"]))
 
