@@ -88,16 +88,21 @@ def op_types(path):
     return ops, opset
 
 
+def run_ort(js, onnx_path, x):
+    """onnxruntime-node's N x 128 outputs for the N x 3 x R x R float32 inputs x (scripts/net/run_ort.js)."""
+    with tempfile.TemporaryDirectory() as td:
+        inp, outp = os.path.join(td, "in.bin"), os.path.join(td, "out.bin")
+        x.numpy().astype("<f4").tofile(inp)
+        subprocess.run(["node", js, onnx_path, inp, str(len(x)), outp], check=True)
+        return np.fromfile(outp, dtype="<f4").reshape(len(x), 128)
+
+
 def write_fixture(a, onnx_path, proj, js):
     """onnxruntime's hashes of samples/ (Pillow preprocessing, as nnhash.py) for the net_cli test."""
     sdir = os.path.join(common.ROOT, "samples")
     names = sorted(f for f in os.listdir(sdir) if f.rsplit(".", 1)[-1] in ("jpg", "png", "webp"))
     x = torch.stack([common.to_input(Image.open(os.path.join(sdir, f)).convert("RGB")) for f in names])
-    with tempfile.TemporaryDirectory() as td:
-        inp, outp = os.path.join(td, "in.bin"), os.path.join(td, "out.bin")
-        x.numpy().astype("<f4").tofile(inp)
-        subprocess.run(["node", js, onnx_path, inp, str(len(names)), outp], check=True)
-        out = np.fromfile(outp, dtype="<f4").reshape(len(names), 128)
+    out = run_ort(js, onnx_path, x)
     bits, scores = common.hash_bits(out, proj)
     info = subprocess.run([a.nhash, "model", "info", a.nhm], check=True, capture_output=True, text=True).stdout
     fp = [ln.split()[-1] for ln in info.splitlines() if ln.startswith("fingerprint:")][0]
@@ -195,11 +200,7 @@ def main():
     if not os.path.isdir(os.path.join(common.ROOT, "scripts", "net", "node_modules", "onnxruntime-node")):
         print("onnxruntime-node not installed in scripts/net: ORT check skipped")
         return 0
-    with tempfile.TemporaryDirectory() as td:
-        inp, outp = os.path.join(td, "in.bin"), os.path.join(td, "out.bin")
-        x.numpy().astype("<f4").tofile(inp)
-        subprocess.run(["node", js, onnx_path, inp, str(len(rows)), outp], check=True)
-        oout = np.fromfile(outp, dtype="<f4").reshape(len(rows), 128)
+    oout = run_ort(js, onnx_path, x)
     bo, so = common.hash_bits(oout, proj)
     d = np.abs(oout - tout).max() / np.abs(tout).max()
     print("torch vs onnxruntime on %d held-out images: max |diff| / max |out| = %.3g, hash bits differing: %d, "
