@@ -40,7 +40,9 @@ typedef struct cl_runner {
     nh_net_plan plan;
     cl_program prog;
     cl_kernel k[K_COUNT];
-    cl_mem *slots;
+    cl_mem *slots;   /* sub-buffers of parents, guard floats in */
+    cl_mem *parents; /* each slot's whole buffer: guard + tensor + guard */
+    cl_uint guard;   /* floats of slack before and after each tensor (see conv.cl) */
     cl_mem weights, input, lut;
     size_t in_wg;      /* work-group size of nh_inorm */
     size_t wg_x;       /* work-group width of the other kernels */
@@ -61,7 +63,12 @@ static void cl_destroy(nh_runner *r)
         for (uint32_t i = 0; i < c->plan.n_slots; i++)
             if (c->slots[i])
                 clReleaseMemObject(c->slots[i]);
+    if (c->parents)
+        for (uint32_t i = 0; i < c->plan.n_slots; i++)
+            if (c->parents[i])
+                clReleaseMemObject(c->parents[i]);
     free(c->slots);
+    free(c->parents);
     if (c->weights)
         clReleaseMemObject(c->weights);
     if (c->input)
@@ -77,6 +84,11 @@ static void cl_destroy(nh_runner *r)
     free(c->fuse);
     free(c->skip);
     free(c);
+}
+
+static size_t round_up(size_t v, size_t m)
+{
+    return (v + m - 1) / m * m;
 }
 
 static nh_status make_buffer(nh_cl *cl, cl_mem_flags fl, size_t bytes, void *host, cl_mem *out,
@@ -143,10 +155,11 @@ static nh_status cl_create(const nh_model *m, const nh_runner_opts *opts, nh_run
             goto fail;
         }
     c->slots = calloc(c->plan.n_slots, sizeof *c->slots);
+    c->parents = calloc(c->plan.n_slots, sizeof *c->parents);
     c->fuse = calloc(m->n_nodes, sizeof *c->fuse);
     c->skip = calloc(m->n_nodes, sizeof *c->skip);
     uint32_t *uses = calloc((size_t)m->n_nodes + 1, sizeof *uses);
-    if (!c->slots || !c->fuse || !c->skip || !uses) {
+    if (!c->slots || !c->parents || !c->fuse || !c->skip || !uses) {
         free(uses);
         st = nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, NULL, "out of memory");
         goto fail;
@@ -178,11 +191,41 @@ static nh_status cl_create(const nh_model *m, const nh_runner_opts *opts, nh_run
         }
     }
     free(uses);
-    for (uint32_t i = 0; i < c->plan.n_slots; i++)
-        if ((st = make_buffer(c->cl, CL_MEM_READ_WRITE,
-                              c->plan.slot_floats[i] * opts->max_batch * sizeof(float), NULL,
-                              &c->slots[i], err)) != NH_OK)
+    /* Every tensor sits guard floats into its buffer, with guard floats after it: the row
+     * loads of the convolutions may run past a row's ends (conv.cl). The sub-buffer origin
+     * must honour the device's base address alignment. */
+    cl_uint align_bits = 0;
+    if (clGetDeviceInfo(nh_cl_device(c->cl), CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align_bits,
+                        &align_bits, NULL) != CL_SUCCESS)
+        align_bits = 0;
+    /* A row load starts at most pad_left (< kw) floats before its row and, with 16 lanes
+     * at stride 2, ends at most 32 + kw + pad_right floats past the last row's end. */
+    c->guard = 128;
+    for (uint32_t i = 0; i < m->n_nodes; i++)
+        if (m->nodes[i].op == NH_OP_CONV && 2ull * m->nodes[i].kw + 48 > c->guard)
+            c->guard = m->nodes[i].kw > 1000000 ? 0 : 2 * m->nodes[i].kw + 48;
+    if (!c->guard) {
+        st = nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, NULL,
+                          "convolution kernel too wide for the OpenCL runner");
+        goto fail;
+    }
+    if (align_bits >= 32 && align_bits / 32 <= 65536)
+        c->guard = (cl_uint)round_up(c->guard, align_bits / 32);
+    for (uint32_t i = 0; i < c->plan.n_slots; i++) {
+        size_t bytes = c->plan.slot_floats[i] * opts->max_batch * sizeof(float);
+        if ((st = make_buffer(c->cl, CL_MEM_READ_WRITE, bytes + 2 * c->guard * sizeof(float), NULL,
+                              &c->parents[i], err)) != NH_OK)
             goto fail;
+        cl_buffer_region reg = {c->guard * sizeof(float), bytes ? bytes : 4};
+        cl_int rc;
+        c->slots[i] = clCreateSubBuffer(c->parents[i], CL_MEM_READ_WRITE,
+                                        CL_BUFFER_CREATE_TYPE_REGION, &reg, &rc);
+        if (rc != CL_SUCCESS) {
+            c->slots[i] = NULL;
+            st = nh_cl_fail(err, rc, "clCreateSubBuffer");
+            goto fail;
+        }
+    }
     if ((st = make_buffer(c->cl, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
                           (size_t)m->n_weights * sizeof(float), m->n_weights ? m->weights : NULL,
                           &c->weights, err)) != NH_OK)
@@ -219,11 +262,6 @@ static cl_int set_args(cl_kernel k, const char *types, const void *const *vals)
     return rc;
 }
 
-static size_t round_up(size_t v, size_t m)
-{
-    return (v + m - 1) / m * m;
-}
-
 /* Enqueue; where lws is NULL and wg_x is set, with a work-group of wg_x x 1 x 1 (dimension
  * 0 rounded up; kernels check their bounds). */
 static nh_status enqueue(cl_runner *c, cl_kernel k, cl_uint dims, const size_t *gws,
@@ -253,6 +291,8 @@ static nh_status run_node(cl_runner *c, uint32_t i, size_t n, nh_error *err)
     uint32_t out_t = c->fuse[i] ? i + 2 : i + 1;
     nh_shape os = m->shapes[i + 1];
     cl_mem x = c->slots[c->plan.slot[nd->in[0]]];
+    cl_mem xg = c->parents[c->plan.slot[nd->in[0]]];
+    cl_uint x_off = c->guard;
     cl_mem x1 = nd->in[1] != NH_NO_TENSOR ? c->slots[c->plan.slot[nd->in[1]]] : NULL;
     cl_mem y = c->slots[c->plan.slot[out_t]];
     cl_uint act = c->fuse[i], w_off = nd->w_off, ihw = is.h * is.w, ohw = os.h * os.w;
@@ -289,8 +329,9 @@ static nh_status run_node(cl_runner *c, uint32_t i, size_t n, nh_error *err)
             if (wide)
                 g[0] = (ow + 15) / 16;
             rc = set_args(
-                k, "mmmuuuuuuuuuu",
-                ARGS(&x, &y, &c->weights, &w_off, &cc, &h, &wd, &oh, &ow, &s, &pt, &pl, &bias));
+                k, "mummuuuuuuuuuu",
+                ARGS(&xg, &x_off, &y, &c->weights, &w_off, &cc, &h, &wd, &oh, &ow, &s, &pt, &pl,
+                     &bias));
             if (rc != CL_SUCCESS)
                 return nh_cl_fail(err, rc, "clSetKernelArg(nh_conv_dwK)");
             return enqueue(c, k, 3, g, NULL, "nh_conv_dwK", err);
@@ -306,9 +347,9 @@ static nh_status run_node(cl_runner *c, uint32_t i, size_t n, nh_error *err)
         }
         g[0] = (ow + c->c2_v - 1) / c->c2_v;
         g[2] = n * gr * ((oc / gr + 7) / 8);
-        rc = set_args(c->k[K_CONV2D], "mmmuuuuuuuuuuuuuu",
-                      ARGS(&x, &y, &c->weights, &w_off, &cc, &h, &wd, &oc, &oh, &ow, &kh, &kw, &s,
-                           &pt, &pl, &gr, &bias));
+        rc = set_args(c->k[K_CONV2D], "mummuuuuuuuuuuuuuu",
+                      ARGS(&xg, &x_off, &y, &c->weights, &w_off, &cc, &h, &wd, &oc, &oh, &ow, &kh,
+                           &kw, &s, &pt, &pl, &gr, &bias));
         if (rc != CL_SUCCESS)
             return nh_cl_fail(err, rc, "clSetKernelArg(nh_conv2d)");
         return enqueue(c, c->k[K_CONV2D], 3, g, NULL, "nh_conv2d", err);

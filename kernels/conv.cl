@@ -1,11 +1,18 @@
 /* Convolutions of the hashing network on planar batches x[n][c][h][w]. Weights live in one
  * buffer; each kernel gets its node's offset w_off. Layout out_c x (c/groups) x kh x kw,
  * then out_c biases when has_bias. Padding (top, left) given; zeros outside the image.
- * Every kernel sums over (ci, ky, kx) in ascending order and adds the bias last. */
+ * Every kernel sums over (ci, ky, kx) in ascending order and adds the bias last.
+ *
+ * Guarded inputs: the convolutions that read rows as vectors get their input as the whole
+ * slot buffer and x_off, the first float of the tensor; the host keeps at least 128
+ * floats of slack before and after every tensor. A row vector that crosses the edge of its
+ * row is then loaded whole (the lanes outside read the neighbouring row or the slack) and
+ * its outside lanes are zeroed with a select: one load and one blend instead of a scalar
+ * load per lane, which made the edge work-items (a third of them on a 90-pixel row) cost
+ * more than all the others. */
 
 /* Lane j of a vector of 8 values read along a row at base + j * step, zero outside
- * [0, width): the edge path of the vectorised kernels (no private arrays, which some CPU
- * device compilers keep in memory). */
+ * [0, width): the gather path for strides above 2. */
 #define NH_EDGE(row, base, step, width, j)                                                    \
     (((base) + (j) * (step)) >= 0 && ((base) + (j) * (step)) < (width)                       \
          ? (row)[(base) + (j) * (step)]                                                       \
@@ -16,12 +23,15 @@
              NH_EDGE(row, base, step, width, 4), NH_EDGE(row, base, step, width, 5),         \
              NH_EDGE(row, base, step, width, 6), NH_EDGE(row, base, step, width, 7))
 
-/* 8 values along a row starting at base with step 1 or 2, zero outside [0, width). */
+/* 8 values along a row starting at base with step 1 or 2, zero outside [0, width). Needs a
+ * guarded input: reads up to 2 floats before the row and 16 past it. */
 NH_INLINE float8 nh_row8(global const float *row, int base, int step, int width)
 {
+    float8 v = step == 1 ? vload8(0, row + base) : vload16(0, row + base).even;
     if (base >= 0 && base + 8 * step <= width)
-        return step == 1 ? vload8(0, row + base) : vload16(0, row + base).even;
-    return NH_EDGE8(row, base, step, width);
+        return v;
+    int8 idx = (int8)(base) + (int8)(0, 1, 2, 3, 4, 5, 6, 7) * step;
+    return select((float8)(0.0f), v, idx >= 0 && idx < (int8)(width));
 }
 
 /* Store the first `count` (1..8) lanes of v at p. */
@@ -40,13 +50,15 @@ NH_INLINE void nh_store8(float8 v, global float *p, int count)
     if (count > 6) p[6] = v.s6;
 }
 
-/* 16 values along a row, as nh_row8. */
+/* 16 values along a row, as nh_row8 (reads up to 32 floats past the row). */
 NH_INLINE float16 nh_row16(global const float *row, int base, int step, int width)
 {
+    float16 v = step == 1 ? vload16(0, row + base)
+                          : (float16)(vload16(0, row + base).even, vload16(0, row + base + 16).even);
     if (base >= 0 && base + 16 * step <= width)
-        return step == 1 ? vload16(0, row + base)
-                         : (float16)(vload16(0, row + base).even, vload16(0, row + base + 16).even);
-    return (float16)(NH_EDGE8(row, base, step, width), NH_EDGE8(row, base + 8 * step, step, width));
+        return v;
+    int16 idx = (int16)(base) + (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) * step;
+    return select((float16)(0.0f), v, idx >= 0 && idx < (int16)(width));
 }
 
 /* Store the first `count` (1..16) lanes of v at p. */
@@ -82,10 +94,11 @@ NH_INLINE void nh_store16(float16 v, global float *p, int count)
 #define NH_C2_ROW(row, base, step, width)                                                     \
     ((step) <= 2 ? nh_row8(row, base, step, width) : NH_EDGE8(row, base, step, width))
 #endif
-kernel void nh_conv2d(global const float *x, global float *y, global const float *w, uint w_off,
-                      uint c, uint h, uint wd, uint out_c, uint oh, uint ow, uint kh, uint kw,
+kernel void nh_conv2d(global const float *xg, uint x_off, global float *y, global const float *w,
+                      uint w_off, uint c, uint h, uint wd, uint out_c, uint oh, uint ow, uint kh, uint kw,
                       uint stride, uint pt, uint pl, uint groups, uint has_bias)
 {
+    global const float *x = xg + x_off;
     uint ox0 = get_global_id(0) * NH_C2_V, oy = get_global_id(1);
     uint gin = c / groups, gout = out_c / groups, taps = gin * kh * kw;
     uint bpg = (gout + 7) / 8, blk = get_global_id(2) % (groups * bpg);
@@ -149,11 +162,12 @@ kernel void nh_conv2d(global const float *x, global float *y, global const float
  * unroll; V (8 or 16) consecutive output pixels of a row per work-item (16 for wide rows,
  * 8 where 16 would waste lanes). Grid: (ceil(ow / V), oh, n * c). */
 #define NH_DW(K, V)                                                                           \
-    kernel void nh_conv_dw##K##_##V(global const float *x, global float *y,                   \
+    kernel void nh_conv_dw##K##_##V(global const float *xg, uint x_off, global float *y,      \
                                     global const float *w, uint w_off, uint c, uint h,        \
                                     uint wd, uint oh, uint ow, uint stride, uint pt, uint pl, \
                                     uint has_bias)                                            \
     {                                                                                         \
+        global const float *x = xg + x_off;                                                   \
         uint ox0 = get_global_id(0) * V, oy = get_global_id(1), nc = get_global_id(2);        \
         if (ox0 >= ow || oy >= oh)                                                            \
             return;                                                                           \
