@@ -385,7 +385,7 @@ static nh_status run_node(cl_runner *c, uint32_t i, size_t n, nh_error *err)
         rc = set_args(c->k[K_MUL], "mmmuuuu", ARGS(&x, &x1, &y, &cc, &ihw, &bc, &act));
         if (rc != CL_SUCCESS)
             return nh_cl_fail(err, rc, "clSetKernelArg(nh_mul)");
-        size_t g[3] = {ihw, cc, n};
+        size_t g[3] = {(ihw + 15) / 16, cc, n};
         return enqueue(c, c->k[K_MUL], 3, g, NULL, "nh_mul", err);
     }
     case NH_OP_GAP: {

@@ -43,14 +43,24 @@ kernel void nh_add(global const float *a, global const float *b, global float *y
 }
 
 /* y[n][c][p] = act(a[n][c][p] * s[n][c][p or 0]): squeeze-excitation scaling (bcast = 1)
- * or an elementwise product (bcast = 0). y may be a. Grid: (hw, c, n). */
+ * or an elementwise product (bcast = 0). y may be a. 16 values of one channel's plane per
+ * work-item (vectors; one work-item per value left PoCL's code scalar). Grid: (ceil(hw /
+ * 16), c, n). */
 kernel void nh_mul(global const float *a, global const float *s, global float *y, uint c,
                    uint hw, uint bcast, uint act)
 {
-    uint p = get_global_id(0), ch = get_global_id(1), n = get_global_id(2);
+    uint p = get_global_id(0) * 16, ch = get_global_id(1), n = get_global_id(2);
     if (p >= hw)
         return;
     size_t i = ((size_t)n * c + ch) * hw + p;
-    float g = bcast ? s[(size_t)n * c + ch] : s[i];
-    y[i] = nh_act1(a[i] * g, act);
+    if (p + 16 <= hw) {
+        float16 g = bcast ? (float16)(s[(size_t)n * c + ch]) : vload16(0, s + i);
+        float16 v = vload16(0, a + i) * g;
+        vstore16(NH_ACT_V(v, act), 0, y + i);
+        return;
+    }
+    for (uint k = 0; p + k < hw; k++) {
+        float g = bcast ? s[(size_t)n * c + ch] : s[i + k];
+        y[i + k] = nh_act1(a[i + k] * g, act);
+    }
 }
