@@ -95,8 +95,8 @@ NH_INLINE void nh_store16(float16 v, global float *p, int count)
     ((step) <= 2 ? nh_row8(row, base, step, width) : NH_EDGE8(row, base, step, width))
 #endif
 kernel void nh_conv2d(global const float *xg, uint x_off, global float *y, global const float *w,
-                      uint w_off, uint c, uint h, uint wd, uint out_c, uint oh, uint ow, uint kh, uint kw,
-                      uint stride, uint pt, uint pl, uint groups, uint has_bias)
+                      uint w_off, uint c, uint h, uint wd, uint out_c, uint oh, uint ow, uint kh,
+                      uint kw, uint stride, uint pt, uint pl, uint groups, uint has_bias)
 {
     global const float *x = xg + x_off;
     uint ox0 = get_global_id(0) * NH_C2_V, oy = get_global_id(1);
@@ -221,11 +221,11 @@ kernel void nh_conv_dw(global const float *x, global float *y, global const floa
 }
 
 /* Pointwise 1x1 conv as a GEMM per image: y[co][p] = sum_ci W[co][ci] x[ci][p] (+ b[co]).
- * Each work-item computes a register tile of 4 output channels x NH_PW_V consecutive
+ * Each work-item computes a register tile of NH_PW_CO (4 or 8) output channels x NH_PW_V consecutive
  * pixels (one vector, 4/8/16): loads along pixels are contiguous (coalesced on GPUs, vector lanes
  * on CPUs, where the device compiler does not vectorize across work-items with a loop
  * inside), and each weight is reused NH_PW_V times. Grid: (ceil(hw / NH_PW_V),
- * ceil(out_c / 4), n). Named accumulators, not a private array: some CPU device compilers
+ * ceil(out_c / NH_PW_CO), n). Named accumulators, not a private array: some CPU device compilers
  * keep private arrays in memory. */
 #ifndef NH_PW_V
 #define NH_PW_V 8
@@ -236,26 +236,39 @@ kernel void nh_conv_dw(global const float *x, global float *y, global const floa
 #define NH_VLOAD NH_CAT(vload, NH_PW_V)
 #define NH_VSTORE NH_CAT(vstore, NH_PW_V)
 
+#ifndef NH_PW_CO
+#define NH_PW_CO 4
+#endif
 kernel void nh_conv1x1(global const float *x, global float *y, global const float *w, uint w_off,
                        uint c, uint hw, uint out_c, uint has_bias)
 {
-    uint p0 = get_global_id(0) * NH_PW_V, co0 = get_global_id(1) * 4, n = get_global_id(2);
+    uint p0 = get_global_id(0) * NH_PW_V, co0 = get_global_id(1) * NH_PW_CO, n = get_global_id(2);
     if (p0 >= hw || co0 >= out_c)
         return;
     global const float *xp = x + (size_t)n * c * hw + p0;
     /* Rows past out_c repeat the last one; their results are not stored. */
-    global const float *w0 = w + w_off + (size_t)co0 * c;
-    global const float *w1 = w + w_off + (size_t)min(co0 + 1, out_c - 1) * c;
-    global const float *w2 = w + w_off + (size_t)min(co0 + 2, out_c - 1) * c;
-    global const float *w3 = w + w_off + (size_t)min(co0 + 3, out_c - 1) * c;
+#define NH_PW_W(j) global const float *w##j = w + w_off + (size_t)min(co0 + j, out_c - 1) * c;
+    NH_PW_W(0) NH_PW_W(1) NH_PW_W(2) NH_PW_W(3)
+#if NH_PW_CO == 8
+    NH_PW_W(4) NH_PW_W(5) NH_PW_W(6) NH_PW_W(7)
+#endif
     NH_VEC a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+#if NH_PW_CO == 8
+    NH_VEC a4 = 0.0f, a5 = 0.0f, a6 = 0.0f, a7 = 0.0f;
+#define NH_PW_ACC8(v) a4 += w4[ci] * v; a5 += w5[ci] * v; a6 += w6[ci] * v; a7 += w7[ci] * v;
+#else
+#define NH_PW_ACC8(v)
+#endif
+#define NH_PW_ACC(v)                                                                          \
+    a0 += w0[ci] * v;                                                                         \
+    a1 += w1[ci] * v;                                                                         \
+    a2 += w2[ci] * v;                                                                         \
+    a3 += w3[ci] * v;                                                                         \
+    NH_PW_ACC8(v)
     if (p0 + NH_PW_V <= hw) {
         for (uint ci = 0; ci < c; ci++) {
             NH_VEC v = NH_VLOAD(0, xp + (size_t)ci * hw);
-            a0 += w0[ci] * v;
-            a1 += w1[ci] * v;
-            a2 += w2[ci] * v;
-            a3 += w3[ci] * v;
+            NH_PW_ACC(v)
         }
     } else {
         for (uint ci = 0; ci < c; ci++) {
@@ -263,14 +276,15 @@ kernel void nh_conv1x1(global const float *x, global float *y, global const floa
             for (uint k = 0; k < NH_PW_V; k++)
                 t[k] = p0 + k < hw ? xp[(size_t)ci * hw + k] : 0.0f;
             NH_VEC v = NH_VLOAD(0, t);
-            a0 += w0[ci] * v;
-            a1 += w1[ci] * v;
-            a2 += w2[ci] * v;
-            a3 += w3[ci] * v;
+            NH_PW_ACC(v)
         }
     }
+#if NH_PW_CO == 8
+    NH_VEC r[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+#else
     NH_VEC r[4] = {a0, a1, a2, a3};
-    for (uint j = 0; j < 4 && co0 + j < out_c; j++) {
+#endif
+    for (uint j = 0; j < NH_PW_CO && co0 + j < out_c; j++) {
         NH_VEC o = r[j];
         if (has_bias)
             o += w[w_off + (size_t)out_c * c + co0 + j];
