@@ -359,7 +359,14 @@ static nh_status run_node(cl_runner *c, uint32_t i, size_t n, nh_error *err)
                            &kw, &s, &pt, &pl, &gr, &bias));
         if (rc != CL_SUCCESS)
             return nh_cl_fail(err, rc, "clSetKernelArg(nh_conv2d)");
-        return enqueue(c, k2, 3, g, NULL, "nh_conv2d", err);
+        /* Work-groups along the row (up to 32 work-items): left to itself PoCL took one
+         * work-item wide groups running down the columns (the stem's 23 vectors per row is
+         * prime), and the input loads stalled; measured 20% less time in the stem. */
+        size_t l[3] = {1, 1, 1};
+        while (l[0] < 32 && l[0] < g[0])
+            l[0] *= 2;
+        g[0] = round_up(g[0], l[0]);
+        return enqueue(c, k2, 3, g, c->wg_x ? NULL : l, "nh_conv2d", err);
     }
     case NH_OP_INORM: {
         float eps = nd->eps;
