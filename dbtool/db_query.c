@@ -30,6 +30,8 @@ struct nh_db_reader {
     nh_db_query_info info;
     uint32_t *probe; /* substring values to probe */
     size_t cap_probe;
+    /* measured / modelled time of this reader's searches (see calibrate()) */
+    double scale_scan, scale_mih;
 };
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
@@ -99,6 +101,8 @@ static nh_status reader_acquire(nh_db_reader *rd, nh_error *err)
 nh_status nh_db_reader_create(nh_db *db, nh_db_reader **out, nh_error *err)
 {
     nh_db_reader *rd = calloc(1, sizeof *rd);
+    if (rd)
+        rd->scale_scan = rd->scale_mih = 1.0;
     if (!rd)
         return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "reader");
     rd->db = db;
@@ -471,6 +475,19 @@ static double cost_scan(const nhdb_kind_info *k)
     return (double)k->count * k->hb * COST_SCAN_BYTE;
 }
 
+/* The constants above were measured on one machine; scans in particular run 2x slower where
+ * the packed array does not fit in the cache. Each reader keeps, per method, a running ratio
+ * of measured to modelled time (searches modelled at 50 us or more, so the clock's
+ * resolution does not matter), and the planner compares the scaled costs. */
+static void calibrate(double *scale, double modelled_ns, double t0)
+{
+    if (modelled_ns < 50e3)
+        return;
+    double r = (nh_time_now() - t0) * 1e9 / modelled_ns;
+    r = r < 0.1 ? 0.1 : r > 10 ? 10 : r;
+    *scale = 0.75 * *scale + 0.25 * r;
+}
+
 static int u32_cmp(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -643,21 +660,29 @@ static nh_status run_radius(nh_db_reader *rd, nhdb_kind_info *k, const uint8_t *
     } else {
         double lin = cost_scan(k), cands;
         double mih = cost_mih(k, r, &cands);
-        int use_mih = method == NH_DB_METHOD_MIH || (method == NH_DB_METHOD_AUTO && mih < lin);
+        int use_mih = method == NH_DB_METHOD_MIH ||
+                      (method == NH_DB_METHOD_AUTO && mih * rd->scale_mih < lin * rd->scale_scan);
         rc = 1;
         if (use_mih) {
             rd->info.method = NH_DB_METHOD_MIH;
             /* Clustered data can make the estimate wrong; give up on MIH when its candidates
              * alone would cost more than the scan. */
-            uint64_t budget =
-                method == NH_DB_METHOD_MIH ? UINT64_MAX : (uint64_t)(lin / COST_CAND) + 1024;
+            uint64_t budget = method == NH_DB_METHOD_MIH
+                                  ? UINT64_MAX
+                                  : (uint64_t)(lin * rd->scale_scan / COST_CAND) + 1024;
+            double t0 = nh_time_now();
             rc = mih_radius(rd, k, q, r, budget);
             if (rc == 1)
                 rd->n_res = start;
+            else if (rc == 0)
+                calibrate(&rd->scale_mih, mih, t0);
         }
         if (rc == 1) {
             rd->info.method = NH_DB_METHOD_LINEAR;
+            double t0 = nh_time_now();
             rc = scan_radius(rd, k, q, r);
+            if (rc == 0)
+                calibrate(&rd->scale_scan, lin, t0);
         }
     }
     if (rc == -1)
@@ -689,7 +714,8 @@ static nh_status query_core(nh_db_reader *rd, const nh_db_kind *kind, const uint
         int linear = opts->method == NH_DB_METHOD_LINEAR || k->m == 0;
         unsigned rr = 0;
         while (!linear) {
-            if (opts->method == NH_DB_METHOD_AUTO && cost_mih(k, rr, NULL) > cost_scan(k)) {
+            if (opts->method == NH_DB_METHOD_AUTO &&
+                cost_mih(k, rr, NULL) * rd->scale_mih > cost_scan(k) * rd->scale_scan) {
                 linear = 1;
                 break;
             }
