@@ -326,7 +326,8 @@ static nh_status run_node(cl_runner *c, uint32_t i, size_t n, nh_error *err)
         cl_uint h = is.h, wd = is.w, oh = os.h, ow = os.w, kh = nd->kh, kw = nd->kw;
         cl_uint s = nd->stride, pt = nd->pad[0], pl = nd->pad[1], gr = nd->groups;
         size_t g[3] = {(ow + 7) / 8, oh, n * cc};
-        if (gr == cc && gr == oc && kh == kw && (kh == 3 || kh == 5)) {
+        /* (nh_row reads strides 1 and 2 only; others go to the general kernel) */
+        if (gr == cc && gr == oc && kh == kw && (kh == 3 || kh == 5) && s <= 2) {
             /* 16-pixel vectors on CPU devices (one AVX-512 register; measured faster even
              * on the 23- and 12-pixel rows, where lanes are wasted), 8 elsewhere. */
             int wide = c->pw_v == 16;

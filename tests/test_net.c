@@ -357,6 +357,12 @@ static void test_kernel_conv(void **state)
         cm_finish(&c);
         cm_compare(&c, n, 1e-5, "dwconv 7x7 s2 c8 15x15 bias");
         nh_model_destroy(c.m);
+        /* 3x3 at stride 3: the generic kernel too (the unrolled ones read strides 1, 2). */
+        cm_init(&c, 8, 16, 16);
+        cm_add(&c, conv_node(0, 8, 3, 3, 1, 1, 1, 1, 8, 1), 8 * 9 + 8);
+        cm_finish(&c);
+        cm_compare(&c, n, 1e-5, "dwconv 3x3 s3 c8 16x16 bias");
+        nh_model_destroy(c.m);
         /* Pointwise GEMM: pixel tails (45x45 = 2025) and channel tails (out 22). */
         static const uint32_t pw[][3] = {{16, 56, 45}, {24, 22, 23}, {72, 432, 12}, {40, 216, 7}};
         for (size_t k = 0; k < 4; k++) {
