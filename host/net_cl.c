@@ -321,7 +321,13 @@ static nh_status run_node(cl_runner *c, uint32_t i, size_t n, nh_error *err)
             if (rc != CL_SUCCESS)
                 return nh_cl_fail(err, rc, "clSetKernelArg(nh_conv1x1)");
             size_t g[3] = {(ihw + c->pw_v - 1) / c->pw_v, (oc + c->pw_co - 1) / c->pw_co, n};
-            return enqueue(c, c->k[K_CONV1X1], 3, g, NULL, "nh_conv1x1", err);
+            /* Work-groups of up to 16 tiles along the pixels: PoCL's own choice (often one
+             * tile wide, as 2025 / 16 rounds to a prime) measured 22% slower on this op. */
+            size_t l[3] = {1, 1, 1};
+            while (l[0] < 16 && l[0] < g[0])
+                l[0] *= 2;
+            g[0] = round_up(g[0], l[0]);
+            return enqueue(c, c->k[K_CONV1X1], 3, g, c->wg_x ? NULL : l, "nh_conv1x1", err);
         }
         cl_uint h = is.h, wd = is.w, oh = os.h, ow = os.w, kh = nd->kh, kw = nd->kw;
         cl_uint s = nd->stride, pt = nd->pad[0], pl = nd->pad[1], gr = nd->groups;
