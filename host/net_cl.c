@@ -51,6 +51,7 @@ typedef struct cl_runner {
     size_t pw_co;      /* nh_conv1x1 output channels per work-item (4 or 8) */
     double prof[8][2]; /* NH_NET_PROFILE: CPU seconds per op kind, [larger, 1x1] */
     unsigned prof_calls;
+    double *node_prof; /* NH_NET_PROFILE=2: CPU seconds per node */
     uint32_t *fuse; /* node -> activation fused into it (0 none) */
     uint8_t *skip;  /* node is an activation already fused */
 } cl_runner;
@@ -84,6 +85,7 @@ static void cl_destroy(nh_runner *r)
     nh_net_plan_free(&c->plan);
     free(c->fuse);
     free(c->skip);
+    free(c->node_prof);
     free(c);
 }
 
@@ -429,19 +431,45 @@ static double cpu_now(void)
 }
 
 /* NH_NET_PROFILE=1: wait for every node and print the CPU time per op kind to stderr
- * (columns: tensors larger than 1x1 / 1x1). */
-static void profile_node(cl_runner *c, uint32_t i, double dt)
+ * (columns: tensors larger than 1x1 / 1x1), cumulative, every 4 forward passes.
+ * NH_NET_PROFILE=2: also each node's cumulative time, largest first (those over 1%). */
+static void profile_node(cl_runner *c, uint32_t i, double dt, int per_node)
 {
     const nh_model *m = c->base.model;
     const nh_node *nd = &m->nodes[i];
     int k = nd->op == NH_OP_CONV ? (nd->groups > 1 ? 7 : nd->kh == 1 ? 0 : 1) : (int)nd->op;
     c->prof[k][m->shapes[i + 1].h == 1] += dt;
+    if (per_node && !c->node_prof)
+        c->node_prof = calloc(m->n_nodes, sizeof *c->node_prof);
+    if (c->node_prof)
+        c->node_prof[i] += dt;
     if (i + 1 == m->n_nodes && ++c->prof_calls % 4 == 0) {
         static const char *const names[8] = {"conv1x1", "conv", "inorm", "act",
                                              "gap",     "mul",  "add",   "dwconv"};
-        for (int j = 0; j < 8; j++)
+        double total = 0;
+        for (int j = 0; j < 8; j++) {
             fprintf(stderr, "%s %.3f/%.3f  ", names[j], c->prof[j][0], c->prof[j][1]);
+            total += c->prof[j][0] + c->prof[j][1];
+        }
         fprintf(stderr, "\n");
+        if (!c->node_prof)
+            return;
+        uint8_t *done = calloc(m->n_nodes, 1);
+        for (uint32_t r = 0; done && r < m->n_nodes; r++) {
+            uint32_t best = UINT32_MAX;
+            for (uint32_t j = 0; j < m->n_nodes; j++)
+                if (!done[j] && (best == UINT32_MAX || c->node_prof[j] > c->node_prof[best]))
+                    best = j;
+            if (best == UINT32_MAX || c->node_prof[best] < 0.01 * total)
+                break;
+            done[best] = 1;
+            const nh_node *b = &m->nodes[best];
+            nh_shape is = m->shapes[b->in[0]], os = m->shapes[best + 1];
+            fprintf(stderr, "  node %3u %-6s k%u g%-4u %ux%ux%u -> %ux%ux%u  %.3f s (%.1f%%)\n",
+                    best, nh_op_name(b->op), b->kh, b->groups, is.c, is.h, is.w, os.c, os.h, os.w,
+                    c->node_prof[best], 100.0 * c->node_prof[best] / total);
+        }
+        free(done);
     }
 }
 
@@ -449,7 +477,8 @@ static nh_status forward(cl_runner *c, size_t n, float *out, nh_error *err)
 {
     const nh_model *m = c->base.model;
     nh_status st;
-    int prof = getenv("NH_NET_PROFILE") != NULL;
+    const char *pe = getenv("NH_NET_PROFILE");
+    int prof = pe != NULL, per_node = pe && atoi(pe) >= 2;
     for (uint32_t i = 0; i < m->n_nodes; i++) {
         if (c->skip[i])
             continue;
@@ -458,7 +487,7 @@ static nh_status forward(cl_runner *c, size_t n, float *out, nh_error *err)
             return st;
         if (prof) {
             clFinish(nh_cl_queue(c->cl));
-            profile_node(c, i, cpu_now() - t0);
+            profile_node(c, i, cpu_now() - t0, per_node);
         }
     }
     cl_int rc = clEnqueueReadBuffer(nh_cl_queue(c->cl), c->slots[c->plan.slot[m->n_nodes]], CL_TRUE,
