@@ -101,10 +101,9 @@ static nh_status reader_acquire(nh_db_reader *rd, nh_error *err)
 nh_status nh_db_reader_create(nh_db *db, nh_db_reader **out, nh_error *err)
 {
     nh_db_reader *rd = calloc(1, sizeof *rd);
-    if (rd)
-        rd->scale_scan = rd->scale_mih = 1.0;
     if (!rd)
         return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "reader");
+    rd->scale_scan = rd->scale_mih = 1.0;
     rd->db = db;
     nh_status st = reader_acquire(rd, err);
     if (st) {

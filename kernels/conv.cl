@@ -53,11 +53,12 @@ NH_INLINE void nh_store8(float8 v, global float *p, int count)
 /* 16 values along a row, as nh_row8 (reads up to 32 floats past the row). */
 NH_INLINE float16 nh_row16(global const float *row, int base, int step, int width)
 {
-    float16 v = step == 1 ? vload16(0, row + base)
-                          : (float16)(vload16(0, row + base).even, vload16(0, row + base + 16).even);
+    global const float *r = row + base;
+    float16 v = step == 1 ? vload16(0, r) : (float16)(vload16(0, r).even, vload16(0, r + 16).even);
     if (base >= 0 && base + 16 * step <= width)
         return v;
-    int16 idx = (int16)(base) + (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) * step;
+    int16 lane = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    int16 idx = (int16)(base) + lane * step;
     return select((float16)(0.0f), v, idx >= 0 && idx < (int16)(width));
 }
 
@@ -221,12 +222,12 @@ kernel void nh_conv_dw(global const float *x, global float *y, global const floa
 }
 
 /* Pointwise 1x1 conv as a GEMM per image: y[co][p] = sum_ci W[co][ci] x[ci][p] (+ b[co]).
- * Each work-item computes a register tile of NH_PW_CO (4 or 8) output channels x NH_PW_V consecutive
- * pixels (one vector, 4/8/16): loads along pixels are contiguous (coalesced on GPUs, vector lanes
- * on CPUs, where the device compiler does not vectorize across work-items with a loop
- * inside), and each weight is reused NH_PW_V times. Grid: (ceil(hw / NH_PW_V),
- * ceil(out_c / NH_PW_CO), n). Named accumulators, not a private array: some CPU device compilers
- * keep private arrays in memory. */
+ * Each work-item computes a register tile of NH_PW_CO (4 or 8) output channels x NH_PW_V
+ * consecutive pixels (one vector, 4/8/16): loads along pixels are contiguous (coalesced on
+ * GPUs, vector lanes on CPUs, where the device compiler does not vectorize across work-items
+ * with a loop inside), and each weight is reused NH_PW_V times. Grid: (ceil(hw / NH_PW_V),
+ * ceil(out_c / NH_PW_CO), n). Named accumulators, not a private array: some CPU device
+ * compilers keep private arrays in memory. */
 #ifndef NH_PW_V
 #define NH_PW_V 8
 #endif

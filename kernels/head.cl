@@ -1,4 +1,4 @@
-/* Pooling and fully connected layers (SE and the head), on batches (needs act.cl). */
+/* Pooling and fully connected layers (SE and the head), on batches (needs util.cl, act.cl). */
 
 /* y[n][c] = mean over hw of x[n][c][.]. One work-item per (c, n). Grid: (c, n). */
 kernel void nh_gap(global const float *x, global float *y, uint c, uint hw)
@@ -7,17 +7,7 @@ kernel void nh_gap(global const float *x, global float *y, uint c, uint hw)
     if (ch >= c)
         return;
     global const float *xp = x + ((size_t)n * c + ch) * hw;
-    /* 16 partial sums in a vector (as nh_fc), so the loop is not one long add chain. */
-    float16 a = 0.0f;
-    uint p = 0;
-    for (; p + 16 <= hw; p += 16)
-        a += vload16(0, xp + p);
-    float8 a8 = a.lo + a.hi;
-    float4 a4 = a8.lo + a8.hi;
-    float s = (a4.x + a4.y) + (a4.z + a4.w);
-    for (; p < hw; p++)
-        s += xp[p];
-    y[(size_t)n * c + ch] = s / (float)hw;
+    y[(size_t)n * c + ch] = nh_sum16(xp, hw) / (float)hw;
 }
 
 /* y[n][o] = act(sum_i W[o][i] x[n][i] + b[o]): a 1x1 conv on C x 1 x 1 (GEMV per image).
@@ -37,9 +27,7 @@ kernel void nh_fc(global const float *x, global float *y, global const float *w,
     uint i = 0;
     for (; i + 16 <= in; i += 16)
         a += vload16(0, wr + i) * vload16(0, xr + i);
-    float8 a8 = a.lo + a.hi;
-    float4 a4 = a8.lo + a8.hi;
-    float s = (a4.x + a4.y) + (a4.z + a4.w);
+    float s = nh_hsum16(a);
     for (; i < in; i++)
         s += wr[i] * xr[i];
     if (has_bias)

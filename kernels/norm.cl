@@ -1,4 +1,5 @@
-/* Instance normalization with run-time statistics (needs act.cl for nh_act1).
+/* Instance normalization with run-time statistics (needs act.cl for nh_act1, util.cl for
+ * the sums).
  * One work-group of NH_IN_WG work-items per (image, channel) plane: mean, then the biased
  * variance of the centred values (two passes, so no cancellation), then
  * y = act((x - mean) * (gamma / sqrt(var + eps)) + beta). y may be x: every value of a plane
@@ -40,24 +41,14 @@ void nh_inorm(global const float *x, global float *y, global const float *w, uin
      * vectorise and each partial sum stays short. */
     (void)l;
     (void)red;
+    float mean = nh_sum16(xp, hw) / (float)hw;
     float16 a = 0.0f;
     uint p = 0;
-    for (; p + 16 <= hw; p += 16)
-        a += vload16(0, xp + p);
-    float8 a8 = a.lo + a.hi;
-    float4 a4 = a8.lo + a8.hi;
-    float s = (a4.x + a4.y) + (a4.z + a4.w);
-    for (; p < hw; p++)
-        s += xp[p];
-    float mean = s / (float)hw;
-    a = 0.0f;
-    for (p = 0; p + 16 <= hw; p += 16) {
+    for (; p + 16 <= hw; p += 16) {
         float16 d = vload16(0, xp + p) - mean;
         a += d * d;
     }
-    a8 = a.lo + a.hi;
-    a4 = a8.lo + a8.hi;
-    float q = (a4.x + a4.y) + (a4.z + a4.w);
+    float q = nh_hsum16(a);
     for (; p < hw; p++) {
         float d = xp[p] - mean;
         q += d * d;
