@@ -259,7 +259,7 @@ static nh_status open_tables(nh_db *db, MDB_txn *txn, unsigned create, nh_error 
         {"meta", 0, offsetof(nh_db, dbi_meta)},
         {"entries", 0, offsetof(nh_db, dbi_entries)},
         {"dedupe", MDB_DUPSORT | MDB_DUPFIXED, offsetof(nh_db, dbi_dedupe)},
-        {"mih", MDB_DUPSORT | MDB_DUPFIXED, offsetof(nh_db, dbi_mih)},
+        {"mihrun", 0, offsetof(nh_db, dbi_mih)},
         {"packed", 0, offsetof(nh_db, dbi_packed)},
         {"digest", MDB_DUPSORT | MDB_DUPFIXED, offsetof(nh_db, dbi_digest)},
         {"occupancy", 0, offsetof(nh_db, dbi_occ)},
@@ -274,6 +274,109 @@ static nh_status open_tables(nh_db *db, MDB_txn *txn, unsigned create, nh_error 
             return nhdb_mdb_error(err, rc, db->path, t[i].name);
     }
     return NH_OK;
+}
+
+/* Schema 1 -> 2: the dup-sorted `mih` table (one row per entry and substring) becomes one
+ * MIH run per kind and substring, built from the packed arrays; everything else is unchanged.
+ * One write transaction: a crash leaves the version 1 database as it was. */
+static int upgrade_attempt(nh_db *db, nh_error *err)
+{
+    MDB_txn *txn;
+    MDB_dbi meta, packed, runs, old;
+    nhdb_kind_info *kinds = NULL;
+    size_t nk = 0;
+    uint64_t *a = NULL, *tmp = NULL;
+    int rc = nhdb_txn_begin(db, 0, &txn);
+    if (rc)
+        return rc;
+    if ((rc = mdb_dbi_open(txn, "meta", 0, &meta)) || (rc = mdb_dbi_open(txn, "packed", 0, &packed)) ||
+        (rc = mdb_dbi_open(txn, "mihrun", MDB_CREATE, &runs)) ||
+        (rc = mdb_dbi_open(txn, "mih", MDB_DUPSORT | MDB_DUPFIXED, &old)))
+        goto done;
+    db->dbi_meta = meta;
+    if (nhdb_kinds_load(db, txn, &kinds, &nk, err)) {
+        rc = -1;
+        goto done;
+    }
+    for (size_t ki = 0; ki < nk && !rc; ki++) {
+        const nhdb_kind_info *k = &kinds[ki];
+        if (!k->m || !k->count)
+            continue;
+        if (k->count > UINT32_MAX) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        free(a);
+        free(tmp);
+        a = malloc(k->count * sizeof *a);
+        tmp = malloc(k->count * sizeof *tmp);
+        if (!a || !tmp) {
+            nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "upgrade");
+            rc = -1;
+            break;
+        }
+        for (unsigned s = 0; s < k->m && !rc; s++) {
+            unsigned st0 = nhdb_sub_start(k->bits, k->m, s), len = nhdb_sub_len(k->bits, k->m, s);
+            for (uint64_t c0 = 0; c0 < k->count && !rc; c0 += NHDB_CHUNK) {
+                uint8_t kb[8];
+                nhdb_put_be32(kb, k->id);
+                nhdb_put_be32(kb + 4, (uint32_t)(c0 >> NHDB_CHUNK_SHIFT));
+                MDB_val key = {8, kb}, v;
+                uint64_t cn = k->count - c0 < NHDB_CHUNK ? k->count - c0 : NHDB_CHUNK;
+                if ((rc = mdb_get(txn, packed, &key, &v)) || v.mv_size != cn * k->hb) {
+                    rc = MDB_CORRUPTED;
+                    break;
+                }
+                for (uint64_t j = 0; j < cn; j++)
+                    a[c0 + j] = (uint64_t)nhdb_sub_extract((const uint8_t *)v.mv_data + j * k->hb,
+                                                           st0, len)
+                                    << 32 |
+                                (c0 + j);
+            }
+            if (rc)
+                break;
+            nhdb_sort_bits(a, tmp, k->count, 32, len);
+            rc = nhdb_runs_add(txn, runs, k->id, s, len, a, k->count, 0);
+            if (rc == -1)
+                nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "upgrade");
+        }
+    }
+    if (!rc && !(rc = mdb_drop(txn, old, 1))) {
+        uint8_t rec[16];
+        memcpy(rec, "NHDB", 4);
+        nhdb_put_le32(rec + 4, NH_DB_SCHEMA_VERSION);
+        nhdb_put_le32(rec + 8, db->neural_m);
+        nhdb_put_le32(rec + 12, db->pdq_m);
+        MDB_val key = {sizeof schema_key - 1, (void *)schema_key}, v = {sizeof rec, rec};
+        rc = mdb_put(txn, meta, &key, &v, 0);
+    }
+done:
+    free(a);
+    free(tmp);
+    free(kinds);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return mdb_txn_commit(txn);
+}
+
+static nh_status upgrade_v1(nh_db *db, nh_error *err)
+{
+    for (;;) {
+        int rc = upgrade_attempt(db, err);
+        if (rc == 0)
+            return NH_OK;
+        if (rc == -1)
+            return err && err->status ? err->status : NH_ERR_DB;
+        if (rc != MDB_MAP_FULL)
+            return nhdb_mdb_error(err, rc, db->path, "upgrade to schema 2");
+        MDB_envinfo info;
+        mdb_env_info(db->env, &info);
+        size_t grow = info.me_mapsize < ((size_t)1 << 30) ? info.me_mapsize : ((size_t)1 << 30);
+        if ((rc = mdb_env_set_mapsize(db->env, info.me_mapsize + grow)))
+            return nhdb_mdb_error(err, rc, db->path, "grow map");
+    }
 }
 
 nh_status nh_db_open(const char *path, unsigned flags, const nh_db_create_opts *opts, nh_db **out,
@@ -353,25 +456,23 @@ nh_status nh_db_open(const char *path, unsigned flags, const nh_db_create_opts *
         goto cleanup;
     }
     int creating = 0;
-    {
-        MDB_dbi probe;
-        rc = mdb_dbi_open(txn, "meta", 0, &probe);
-        if (rc == MDB_NOTFOUND) {
-            if (!(flags & NH_DB_OPEN_CREATE) || (flags & NH_DB_OPEN_READONLY)) {
-                st = nh_error_set(err, NH_ERR_NOT_FOUND, NH_FOREIGN_MDB, rc, path,
-                                  "no nhdb database here");
-                goto cleanup;
-            }
-            creating = 1;
-        } else if (rc) {
-            st = nhdb_mdb_error(err, rc, path, "open meta");
+    MDB_dbi probe;
+    MDB_val k = {sizeof schema_key - 1, (void *)schema_key}, v;
+    rc = mdb_dbi_open(txn, "meta", 0, &probe);
+    if (rc == MDB_NOTFOUND) {
+        if (!(flags & NH_DB_OPEN_CREATE) || (flags & NH_DB_OPEN_READONLY)) {
+            st = nh_error_set(err, NH_ERR_NOT_FOUND, NH_FOREIGN_MDB, rc, path,
+                              "no nhdb database here");
             goto cleanup;
         }
-    }
-    if ((st = open_tables(db, txn, creating ? MDB_CREATE : 0, err)))
+        creating = 1;
+    } else if (rc) {
+        st = nhdb_mdb_error(err, rc, path, "open meta");
         goto cleanup;
-    MDB_val k = {sizeof schema_key - 1, (void *)schema_key}, v;
+    }
     if (creating) {
+        if ((st = open_tables(db, txn, MDB_CREATE, err)))
+            goto cleanup;
         uint8_t rec[16];
         memcpy(rec, "NHDB", 4);
         nhdb_put_le32(rec + 4, NH_DB_SCHEMA_VERSION);
@@ -388,7 +489,7 @@ nh_status nh_db_open(const char *path, unsigned flags, const nh_db_create_opts *
         db->neural_m = o.neural_substrings;
         db->pdq_m = o.pdq_substrings;
     } else {
-        rc = mdb_get(txn, db->dbi_meta, &k, &v);
+        rc = mdb_get(txn, probe, &k, &v);
         if (rc) {
             st = rc == MDB_NOTFOUND ? nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_MDB, rc, path,
                                                    "no schema record")
@@ -400,14 +501,33 @@ nh_status nh_db_open(const char *path, unsigned flags, const nh_db_create_opts *
             st = nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, path, "bad schema record");
             goto cleanup;
         }
-        if (nhdb_get_le32(p + 4) != NH_DB_SCHEMA_VERSION) {
-            st = nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, path,
-                              "schema version %u, this build reads %u",
-                              (unsigned)nhdb_get_le32(p + 4), NH_DB_SCHEMA_VERSION);
-            goto cleanup;
-        }
+        unsigned version = nhdb_get_le32(p + 4);
         db->neural_m = nhdb_get_le32(p + 8);
         db->pdq_m = nhdb_get_le32(p + 12);
+        if (version == 1) {
+            if (flags & NH_DB_OPEN_READONLY) {
+                st = nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, path,
+                                  "schema version 1: open it once for writing to upgrade it to "
+                                  "version %u (nhdb upgrade %s)",
+                                  NH_DB_SCHEMA_VERSION, path);
+                goto cleanup;
+            }
+            mdb_txn_abort(txn);
+            txn = NULL;
+            if ((st = upgrade_v1(db, err)))
+                goto cleanup;
+            if ((rc = nhdb_txn_begin(db, 0, &txn))) {
+                st = nhdb_mdb_error(err, rc, path, "begin transaction");
+                goto cleanup;
+            }
+        } else if (version != NH_DB_SCHEMA_VERSION) {
+            st = nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, path,
+                              "schema version %u, this build reads %u", version,
+                              NH_DB_SCHEMA_VERSION);
+            goto cleanup;
+        }
+        if ((st = open_tables(db, txn, 0, err)))
+            goto cleanup;
         /* Commit, not abort: table handles opened in an aborted transaction are discarded. */
         rc = mdb_txn_commit(txn);
         txn = NULL;
@@ -801,6 +921,31 @@ typedef struct commit_ctx {
         }                                                                                          \
     } while (0)
 
+/* NHDB_PROFILE=1: each commit prints the time its phases took to stderr. */
+typedef struct commit_prof {
+    int on;
+    double t;
+    const char *phase[16];
+    double sec[16];
+    size_t n;
+} commit_prof;
+
+/* Charge the time since the last mark to phase (a string literal). */
+static void prof_mark(commit_prof *pf, const char *phase)
+{
+    if (!pf->on)
+        return;
+    double now = nh_time_now();
+    size_t i = 0;
+    while (i < pf->n && strcmp(pf->phase[i], phase) != 0)
+        i++;
+    if (i == pf->n && pf->n < 16)
+        pf->phase[pf->n++] = phase;
+    if (i < pf->n)
+        pf->sec[i] += now - pf->t;
+    pf->t = now;
+}
+
 /* One attempt at writing the batch. Returns an MDB rc (MDB_MAP_FULL means grow and retry) or
  * -1 with err filled for other failures. */
 static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *skipped,
@@ -814,6 +959,9 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
     int rc;
     size_t n = db->n_pend;
     uint64_t n_added = 0, n_skipped = 0;
+    commit_prof pf = {.on = getenv("NHDB_PROFILE") != NULL};
+    if (pf.on)
+        pf.t = nh_time_now();
 
     CHECK(nhdb_txn_begin(db, 0, &txn), "begin write");
     if (nhdb_kinds_load(db, txn, &kinds, &nk, err)) {
@@ -848,6 +996,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         cc->kind_of[i] = (uint32_t)(k - kinds);
     }
 
+    prof_mark(&pf, "kinds");
     /* Dedupe: sort by (kind, key hash, batch index), compare groups with the table. */
     for (size_t i = 0; i < n; i++) {
         const nhdb_pending *p = &db->pend[i];
@@ -857,11 +1006,26 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         cc->items[i].key = nhdb_get_be64(dk + 4);
         cc->items[i].aux = (uint64_t)k->id << 40 | i;
     }
-    radix_sort(cc->items, cc->tmp, n, 0, 0, 7);
+    /* By the key's top 32 bits, then insertion into full order (keys are hashes: equal top
+     * halves are rare), then by kind; every step stable, so batch order within a key. */
+    radix_sort(cc->items, cc->tmp, n, 0, 4, 7);
+    for (size_t i = 1; i < n; i++) {
+        if (cc->items[i].key >= cc->items[i - 1].key)
+            continue;
+        sort_item x = cc->items[i];
+        size_t j = i;
+        for (; j > 0 && cc->items[j - 1].key > x.key; j--)
+            cc->items[j] = cc->items[j - 1];
+        cc->items[j] = x;
+    }
     radix_sort(cc->items, cc->tmp, n, 1, 5, 7);
+    prof_mark(&pf, "dedupe-sort");
     CHECK(mdb_cursor_open(txn, db->dbi_dedupe, &cur), "dedupe cursor");
     for (size_t i = 0; i < n; i++)
         cc->ids[i] = 0;
+    uint8_t dlastbuf[64];
+    MDB_val dlast;
+    CHECK(table_last(txn, db->dbi_dedupe, &dlast, dlastbuf, sizeof dlastbuf), "dedupe last");
     for (size_t g = 0; g < n;) {
         size_t e = g + 1;
         while (e < n && cc->items[e].key == cc->items[g].key &&
@@ -871,9 +1035,16 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         nhdb_put_be32(dk, (uint32_t)(cc->items[g].aux >> 40));
         nhdb_put_be64(dk + 4, cc->items[g].key);
         MDB_val k = {NHDB_DEDUPE_KEY, dk}, v;
-        int found = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+        int found = MDB_NOTFOUND; /* keys past the table's last need no lookup */
+        if (dlast.mv_data && (dlast.mv_size != NHDB_DEDUPE_KEY ||
+                              memcmp(dk, dlast.mv_data, NHDB_DEDUPE_KEY) <= 0))
+            found = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
         if (found && found != MDB_NOTFOUND)
             CHECK(found, "dedupe lookup");
+        if (e == g + 1 && found == MDB_NOTFOUND) {
+            g = e; /* alone in the batch and new: kept (ids[pi] stays 0) */
+            continue;
+        }
         for (size_t j = g; j < e; j++) {
             size_t pi = (size_t)(cc->items[j].aux & NHDB_ORD_MASK);
             const nhdb_pending *p = &db->pend[pi];
@@ -909,7 +1080,12 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         }
         g = e;
     }
+    prof_mark(&pf, "dedupe-lookup");
     /* Assign ids in batch order. */
+    int one_kind = 1;
+    for (size_t i = 1; i < n && one_kind; i++)
+        one_kind = cc->kind_of[i] == cc->kind_of[0];
+    uint64_t first_id = n ? (uint64_t)kinds[cc->kind_of[0]].id << 40 | kinds[cc->kind_of[0]].count : 0;
     for (size_t i = 0; i < n; i++) {
         if (cc->ids[i] == UINT64_MAX) {
             n_skipped++;
@@ -926,14 +1102,23 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         MDB_val last;
         CHECK(table_last(txn, db->dbi_dedupe, &last, lastbuf, sizeof lastbuf), "dedupe last");
         int app = 1;
+        /* A batch of one kind with nothing skipped (a bulk build) has id = first + index; else
+         * the ids are read in key order, i.e. at random: prefetched. */
+        int direct = one_kind && n_skipped == 0;
         for (size_t j = 0; j < n; j++) {
             size_t pi = (size_t)(cc->items[j].aux & NHDB_ORD_MASK);
-            if (cc->ids[pi] == UINT64_MAX)
-                continue;
+            uint64_t id = first_id + pi;
+            if (!direct) {
+                if (j + 16 < n)
+                    __builtin_prefetch(&cc->ids[cc->items[j + 16].aux & NHDB_ORD_MASK]);
+                id = cc->ids[pi];
+                if (id == UINT64_MAX)
+                    continue;
+            }
             uint8_t dk[NHDB_DEDUPE_KEY], idb[8];
             nhdb_put_be32(dk, (uint32_t)(cc->items[j].aux >> 40));
             nhdb_put_be64(dk + 4, cc->items[j].key);
-            nhdb_put_be64(idb, cc->ids[pi]);
+            nhdb_put_be64(idb, id);
             MDB_val k = {NHDB_DEDUPE_KEY, dk}, v = {8, idb};
             CHECK(put_sorted(cur, &k, &v, &app, &last), "dedupe put");
         }
@@ -941,6 +1126,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
     mdb_cursor_close(cur);
     cur = NULL;
 
+    prof_mark(&pf, "dedupe-rows");
     /* Entries, in id order: batch order is id order within a kind. */
     {
         CHECK(mdb_cursor_open(txn, db->dbi_entries, &cur), "entries cursor");
@@ -979,6 +1165,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         cur = NULL;
     }
 
+    prof_mark(&pf, "entries");
     /* Packed arrays: append each kind's new hashes to its chunks. */
     for (size_t ki = 0; ki < nk; ki++) {
         nhdb_kind_info *k = &kinds[ki];
@@ -1023,100 +1210,103 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         }
     }
 
-    /* MIH rows: (kind, substring, value) -> id, sorted. */
-    {
-        size_t ni = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (cc->ids[i] == UINT64_MAX)
-                continue;
-            const nhdb_kind_info *k = &kinds[cc->kind_of[i]];
-            for (unsigned s = 0; s < k->m; s++) {
-                unsigned st0 = nhdb_sub_start(k->bits, k->m, s),
-                         len = nhdb_sub_len(k->bits, k->m, s);
-                uint32_t val = nhdb_sub_extract(db->pend[i].hash, st0, len);
-                cc->items[ni].key = (uint64_t)k->id << 40 | (uint64_t)s << 32 | val;
-                cc->items[ni].aux = cc->ids[i];
-                ni++;
-            }
-        }
-        radix_sort(cc->items, cc->tmp, ni, 0, 0, 7);
-        CHECK(mdb_cursor_open(txn, db->dbi_mih, &cur), "mih cursor");
-        uint8_t lastbuf[16];
-        MDB_val last;
-        CHECK(table_last(txn, db->dbi_mih, &last, lastbuf, sizeof lastbuf), "mih last");
-        int app = 1;
-        for (size_t j = 0; j < ni; j++) {
-            uint64_t ck = cc->items[j].key;
-            uint32_t kid = (uint32_t)(ck >> 40);
-            unsigned s = (unsigned)(ck >> 32) & 0xff;
-            const nhdb_kind_info *k = NULL;
-            for (size_t q = 0; q < nk; q++)
-                if (kinds[q].id == kid)
-                    k = &kinds[q];
-            uint8_t kb[NHDB_MIH_KEY_MAX], idb[8];
-            size_t kl = nhdb_mih_key(kb, kid, s, nhdb_sub_len(k->bits, k->m, s), (uint32_t)ck);
-            nhdb_put_be64(idb, cc->items[j].aux);
-            MDB_val key = {kl, kb}, v = {8, idb};
-            if (j > 0 && cc->items[j - 1].key == ck) {
-                /* New ids exceed every stored id of the kind: append to the dup list. */
-                rc = mdb_cursor_put(cur, &key, &v, MDB_APPENDDUP);
-                if (rc == MDB_KEYEXIST)
-                    rc = mdb_cursor_put(cur, &key, &v, 0);
-                CHECK(rc, "mih put");
-            } else {
-                int was = app;
-                CHECK(put_sorted(cur, &key, &v, &app, &last), "mih put");
-                if (was && app) {
-                    memcpy(lastbuf, kb, kl);
-                    last.mv_data = lastbuf;
-                    last.mv_size = kl;
-                }
-            }
-        }
-        mdb_cursor_close(cur);
-        cur = NULL;
+    prof_mark(&pf, "packed");
 
-        /* Occupancy bitmaps of the MIH keys, so a search skips absent keys without a lookup.
-         * The items are sorted, so each chunk is read and rewritten once. */
-        for (size_t j = 0; j < ni;) {
-            uint64_t ck = cc->items[j].key;
-            uint32_t kid = (uint32_t)(ck >> 40);
-            unsigned s = (unsigned)(ck >> 32) & 0xff;
-            const nhdb_kind_info *k = NULL;
-            for (size_t q = 0; q < nk; q++)
-                if (kinds[q].id == kid)
-                    k = &kinds[q];
-            if (!nhdb_occ_eligible(nhdb_sub_len(k->bits, k->m, s))) {
-                while (j < ni && (cc->items[j].key >> 32) == (ck >> 32))
-                    j++;
-                continue;
+    /* MIH: per kind and substring, the batch's postings sorted by value (ordinal order is
+     * kept: the sort is stable) and added as a run; then the occupancy bitmaps. */
+    for (size_t ki = 0; ki < nk; ki++) {
+        const nhdb_kind_info *k = &kinds[ki];
+        if (!k->m)
+            continue;
+        size_t na = 0;
+        uint64_t first = 0;
+        for (size_t i = 0; i < n; i++)
+            if (cc->ids[i] != UINT64_MAX && cc->kind_of[i] == ki) {
+                if (!na)
+                    first = cc->ids[i] & NHDB_ORD_MASK;
+                na++;
             }
-            uint32_t chunk = (uint32_t)ck >> NHDB_OCC_SHIFT;
-            uint8_t kb[9];
-            nhdb_occ_key(kb, kid, s, chunk);
-            MDB_val key = {9, kb}, v;
-            rc = mdb_get(txn, db->dbi_occ, &key, &v);
-            if (rc == 0 && v.mv_size == NHDB_OCC_BYTES)
-                memcpy(cc->chunk_buf, v.mv_data, NHDB_OCC_BYTES);
-            else if (rc == MDB_NOTFOUND)
-                memset(cc->chunk_buf, 0, NHDB_OCC_BYTES);
-            else {
-                if (rc == 0)
-                    rc = MDB_CORRUPTED;
-                where = "occupancy get";
+        if (!na)
+            continue;
+        /* One pass over the batch extracts every substring: a[s * na + j] */
+        uint64_t *all = malloc((size_t)k->m * na * sizeof *all), *tmp = (uint64_t *)cc->tmp;
+        if (!all) {
+            nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "MIH postings");
+            mdb_txn_abort(txn);
+            free(kinds);
+            return -1;
+        }
+        {
+            unsigned st0[64], sl[64];
+            for (unsigned s = 0; s < k->m; s++) {
+                st0[s] = nhdb_sub_start(k->bits, k->m, s);
+                sl[s] = nhdb_sub_len(k->bits, k->m, s);
+            }
+            size_t j = 0;
+            for (size_t i = 0; i < n; i++)
+                if (cc->ids[i] != UINT64_MAX && cc->kind_of[i] == ki) {
+                    for (unsigned s = 0; s < k->m; s++)
+                        all[s * na + j] =
+                            (uint64_t)nhdb_sub_extract(db->pend[i].hash, st0[s], sl[s]) << 32 | j;
+                    j++;
+                }
+        }
+        for (unsigned s = 0; s < k->m; s++) {
+            unsigned len = nhdb_sub_len(k->bits, k->m, s);
+            uint64_t *a = all + s * na;
+            nhdb_sort_bits(a, tmp, na, 32, len);
+            prof_mark(&pf, "mih-sort");
+            rc = nhdb_runs_add(txn, db->dbi_mih, k->id, s, len, a, na, first);
+            if (rc == -1) {
+                nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "MIH run");
+                free(all);
+                mdb_txn_abort(txn);
+                free(kinds);
+                return -1;
+            }
+            if (rc) {
+                free(all);
+                where = "mih run";
                 goto fail;
             }
-            while (j < ni && (cc->items[j].key >> 32) == (ck >> 32) &&
-                   ((uint32_t)cc->items[j].key >> NHDB_OCC_SHIFT) == chunk) {
-                uint32_t bit = (uint32_t)cc->items[j].key & ((1u << NHDB_OCC_SHIFT) - 1);
-                cc->chunk_buf[bit >> 3] |= (uint8_t)(0x80 >> (bit & 7));
-                j++;
+            prof_mark(&pf, "mih-runs");
+            /* Occupancy bitmaps: the values are sorted, so each chunk is rewritten once. */
+            if (!nhdb_occ_eligible(len))
+                continue;
+            for (size_t q = 0; q < na;) {
+                uint32_t chunk = (uint32_t)(a[q] >> 32) >> NHDB_OCC_SHIFT;
+                uint8_t kb[9];
+                nhdb_occ_key(kb, k->id, s, chunk);
+                MDB_val key = {9, kb}, v;
+                rc = mdb_get(txn, db->dbi_occ, &key, &v);
+                if (rc == 0 && v.mv_size == NHDB_OCC_BYTES)
+                    memcpy(cc->chunk_buf, v.mv_data, NHDB_OCC_BYTES);
+                else if (rc == MDB_NOTFOUND)
+                    memset(cc->chunk_buf, 0, NHDB_OCC_BYTES);
+                else {
+                    if (rc == 0)
+                        rc = MDB_CORRUPTED;
+                    where = "occupancy get";
+                    free(all);
+                    goto fail;
+                }
+                for (; q < na && (uint32_t)(a[q] >> 32) >> NHDB_OCC_SHIFT == chunk; q++) {
+                    uint32_t bit = (uint32_t)(a[q] >> 32) & ((1u << NHDB_OCC_SHIFT) - 1);
+                    cc->chunk_buf[bit >> 3] |= (uint8_t)(0x80 >> (bit & 7));
+                }
+                v.mv_size = NHDB_OCC_BYTES;
+                v.mv_data = NULL;
+                rc = mdb_put(txn, db->dbi_occ, &key, &v, MDB_RESERVE);
+                if (rc) {
+                    free(all);
+                    where = "occupancy put";
+                    goto fail;
+                }
+                memcpy(v.mv_data, cc->chunk_buf, NHDB_OCC_BYTES);
             }
-            v.mv_size = NHDB_OCC_BYTES;
-            v.mv_data = NULL;
-            CHECK(mdb_put(txn, db->dbi_occ, &key, &v, MDB_RESERVE), "occupancy put");
-            memcpy(v.mv_data, cc->chunk_buf, NHDB_OCC_BYTES);
+            prof_mark(&pf, "occupancy");
         }
+        free(all);
     }
 
     /* Digest rows: the digest of any entry, and the hash of digest-kind entries. */
@@ -1148,6 +1338,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         cur = NULL;
     }
 
+    prof_mark(&pf, "digest");
     /* Kind records (the per-kind counts) and the progress record. */
     for (size_t ki = 0; ki < nk; ki++) {
         if (!kinds[ki].dirty)
@@ -1173,11 +1364,19 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
             }
         }
     }
+    prof_mark(&pf, "meta");
     rc = mdb_txn_commit(txn);
     txn = NULL;
     if (rc) {
         where = "commit";
         goto fail;
+    }
+    prof_mark(&pf, "commit");
+    if (pf.on) {
+        fprintf(stderr, "nhdb profile: %zu entries:", n);
+        for (size_t i = 0; i < pf.n; i++)
+            fprintf(stderr, " %s %.3f", pf.phase[i], pf.sec[i]);
+        fprintf(stderr, "\n");
     }
     free(kinds);
     *added = n_added;
@@ -1202,8 +1401,7 @@ nh_status nh_db_batch_commit(nh_db *db, uint64_t *added, uint64_t *skipped, nh_e
     if (!db->in_batch)
         return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path, "no open batch");
     size_t n = db->n_pend;
-    unsigned max_m = db->neural_m > db->pdq_m ? db->neural_m : db->pdq_m;
-    cc.items_cap = n * max_m + 1;
+    cc.items_cap = n + 1;
     cc.items = malloc(cc.items_cap * sizeof *cc.items);
     cc.tmp = malloc(cc.items_cap * sizeof *cc.tmp);
     cc.ids = malloc((n + 1) * sizeof *cc.ids);
@@ -1339,7 +1537,20 @@ nh_status nh_db_stats_get(nh_db *db, nh_db_stats *out, nh_error *err)
     out->mapsize = info.me_mapsize;
     out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * es.ms_psize;
     out->digests = table_rows(txn, db->dbi_digest);
-    out->mih_rows = table_rows(txn, db->dbi_mih);
+    for (size_t i = 0; i < nk; i++)
+        for (unsigned sub = 0; sub < kinds[i].m; sub++) {
+            nhdb_run_meta *rm;
+            size_t nr;
+            if ((rc = nhdb_runs_list(txn, db->dbi_mih, kinds[i].id, sub, &rm, &nr))) {
+                st = rc == -1 ? nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "stats")
+                              : nhdb_mdb_error(err, rc, db->path, "MIH runs");
+                goto cleanup;
+            }
+            out->mih_runs += nr;
+            for (size_t r = 0; r < nr; r++)
+                out->mih_rows += rm[r].n;
+            free(rm);
+        }
 cleanup:
     free(kinds);
     mdb_txn_abort(txn);
@@ -1375,11 +1586,156 @@ static int has_pair(MDB_cursor *c, const void *key, size_t kl, uint64_t id)
     return mdb_cursor_get(c, &k, &v, MDB_GET_BOTH) == 0;
 }
 
+/* Every entry of a kind has exactly one posting per substring, with the right value, in
+ * well-formed runs, no run row is stray, and the occupancy bitmaps hold exactly the values
+ * present. Problems go to vs; returns an MDB rc or -1 (memory) for failures to read. */
+static int verify_mih(nh_db *db, MDB_txn *txn, const nhdb_kind_info *kinds, size_t nk,
+                      verify_state *vs)
+{
+    uint64_t want_rows = 0, want_bits = 0, bits = 0;
+    int rc = 0;
+    for (size_t ki = 0; ki < nk && !rc; ki++) {
+        const nhdb_kind_info *k = &kinds[ki];
+        uint32_t kid = k->id;
+        size_t nc = (size_t)((k->count + NHDB_CHUNK - 1) >> NHDB_CHUNK_SHIFT);
+        const uint8_t **chunks = calloc(nc + 1, sizeof *chunks);
+        uint8_t *seen = calloc((size_t)(k->count / 8 + 1), 1);
+        if (!chunks || !seen) {
+            free(chunks);
+            free(seen);
+            return -1;
+        }
+        for (size_t c = 0; c < nc; c++) {
+            uint8_t kb[8];
+            nhdb_put_be32(kb, kid);
+            nhdb_put_be32(kb + 4, (uint32_t)c);
+            MDB_val key = {8, kb}, v;
+            uint64_t want = k->count - ((uint64_t)c << NHDB_CHUNK_SHIFT);
+            if (mdb_get(txn, db->dbi_packed, &key, &v) == 0 &&
+                v.mv_size == (want > NHDB_CHUNK ? NHDB_CHUNK : want) * k->hb)
+                chunks[c] = v.mv_data;
+        }
+        for (unsigned s = 0; s < k->m && !rc; s++) {
+            unsigned st0 = nhdb_sub_start(k->bits, k->m, s), len = nhdb_sub_len(k->bits, k->m, s);
+            nhdb_run_view *runs = NULL;
+            size_t nr = 0;
+            rc = nhdb_runs_map(txn, db->dbi_mih, kid, s, len, &runs, &nr);
+            if (rc == MDB_CORRUPTED) {
+                problem(vs, "kind %u: MIH runs of substring %u are damaged (a header, "
+                        "directory or part is missing or has the wrong size)", kid, s);
+                rc = 0;
+                continue;
+            }
+            if (rc)
+                break;
+            uint8_t *occ = nhdb_occ_eligible(len) ? calloc((size_t)1 << (len - 3), 1) : NULL;
+            if (nhdb_occ_eligible(len) && !occ) {
+                nhdb_runs_unmap(runs, nr);
+                rc = -1;
+                break;
+            }
+            memset(seen, 0, (size_t)(k->count / 8 + 1));
+            uint64_t total = 0;
+            for (size_t r = 0; r < nr; r++) {
+                const nhdb_run_view *rv = &runs[r];
+                want_rows += 1 + ((rv->n + NHDB_RUN_CHUNK - 1) >> NHDB_RUN_CHUNK_SHIFT);
+                total += rv->n;
+                uint64_t slot = 0, prev_val = 0, prev_ord = 0;
+                size_t slots = (size_t)1 << rv->dir_bits;
+                int bad = 0;
+                for (uint64_t i = 0; i < rv->n && !bad; i++) {
+                    while (slot < slots && nhdb_get_le64(rv->dir + (slot + 1) * 8) <= i)
+                        slot++;
+                    if (nhdb_get_le64(rv->dir + slot * 8) > i) {
+                        bad = 1; /* the directory goes backwards */
+                        break;
+                    }
+                    uint64_t p = nhdb_run_posting(rv, i);
+                    uint64_t val = slot << rv->low_bits | p >> NHDB_ORD_BITS,
+                             ord = p & NHDB_ORD_MASK;
+                    if ((i && (val < prev_val || (val == prev_val && ord <= prev_ord))) || (p >> NHDB_ORD_BITS) >> rv->low_bits ||
+                        ord >= k->count || (seen[ord >> 3] & (1u << (ord & 7)))) {
+                        bad = 1;
+                        break;
+                    }
+                    prev_val = val;
+                    prev_ord = ord;
+                    seen[ord >> 3] |= (uint8_t)(1u << (ord & 7));
+                    const uint8_t *h = chunks[ord >> NHDB_CHUNK_SHIFT];
+                    if (h && nhdb_sub_extract(h + (ord & (NHDB_CHUNK - 1)) * k->hb, st0, len) !=
+                                 val) {
+                        problem(vs, "kind %u: substring %u posting of ordinal %llu holds a value "
+                                "its hash does not have", kid, s, (unsigned long long)ord);
+                    }
+                    if (occ)
+                        occ[val >> 3] |= (uint8_t)(0x80 >> (val & 7));
+                }
+                if (bad)
+                    problem(vs, "kind %u: MIH run %zu of substring %u is out of order, repeats "
+                            "an entry or names one beyond the count", kid, r, s);
+            }
+            for (uint64_t o = 0; o < k->count; o++)
+                if (!(seen[o >> 3] & (1u << (o & 7)))) {
+                    problem(vs, "entry %016llx is missing from the MIH runs of substring %u",
+                            (unsigned long long)((uint64_t)kid << NHDB_ORD_BITS | o), s);
+                    break;
+                }
+            if (total != k->count)
+                problem(vs, "kind %u: MIH runs of substring %u hold %llu postings for %llu "
+                        "entries", kid, s, (unsigned long long)total,
+                        (unsigned long long)k->count);
+            nhdb_runs_unmap(runs, nr);
+            if (occ) {
+                size_t nchunk = (size_t)1 << (len - NHDB_OCC_SHIFT);
+                for (size_t c = 0; c < nchunk; c++) {
+                    const uint8_t *want = occ + c * NHDB_OCC_BYTES;
+                    uint8_t kb[9];
+                    nhdb_occ_key(kb, kid, s, (uint32_t)c);
+                    MDB_val key = {9, kb}, v;
+                    int g = mdb_get(txn, db->dbi_occ, &key, &v);
+                    int any = 0;
+                    for (size_t b = 0; b < NHDB_OCC_BYTES; b++) {
+                        want_bits += (uint64_t)__builtin_popcount(want[b]);
+                        any |= want[b];
+                    }
+                    if ((g == 0 && (v.mv_size != NHDB_OCC_BYTES ||
+                                    memcmp(v.mv_data, want, NHDB_OCC_BYTES) != 0)) ||
+                        (g == MDB_NOTFOUND && any)) {
+                        problem(vs, "kind %u: occupancy bitmap of substring %u, chunk %zu, "
+                                "differs from the MIH runs", kid, s, c);
+                    }
+                }
+                free(occ);
+            }
+        }
+        free(chunks);
+        free(seen);
+    }
+    if (rc)
+        return rc;
+    if (table_rows(txn, db->dbi_mih) != want_rows)
+        problem(vs, "MIH run table has %llu rows, the runs account for %llu",
+                (unsigned long long)table_rows(txn, db->dbi_mih), (unsigned long long)want_rows);
+    MDB_cursor *co;
+    MDB_val k, v;
+    if ((rc = mdb_cursor_open(txn, db->dbi_occ, &co)))
+        return rc;
+    for (rc = mdb_cursor_get(co, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(co, &k, &v, MDB_NEXT))
+        for (size_t b = 0; b < v.mv_size; b++)
+            bits += (uint64_t)__builtin_popcount(((const uint8_t *)v.mv_data)[b]);
+    mdb_cursor_close(co);
+    if (bits != want_bits)
+        problem(vs, "occupancy bitmaps hold %llu values, the MIH runs %llu",
+                (unsigned long long)bits, (unsigned long long)want_bits);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
 {
     nh_status st = NH_OK;
     MDB_txn *txn = NULL;
-    MDB_cursor *ce = NULL, *cd = NULL, *cm = NULL, *cg = NULL;
+    MDB_cursor *ce = NULL, *cd = NULL, *cg = NULL;
     nhdb_kind_info *kinds = NULL;
     uint64_t *seen = NULL;
     size_t nk = 0;
@@ -1397,12 +1753,11 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
     }
     if ((rc = mdb_cursor_open(txn, db->dbi_entries, &ce)) ||
         (rc = mdb_cursor_open(txn, db->dbi_dedupe, &cd)) ||
-        (rc = mdb_cursor_open(txn, db->dbi_mih, &cm)) ||
         (rc = mdb_cursor_open(txn, db->dbi_digest, &cg))) {
         st = nhdb_mdb_error(err, rc, db->path, "open cursors");
         goto cleanup;
     }
-    uint64_t n_entries = 0, want_mih = 0, want_digest = 0;
+    uint64_t n_entries = 0, want_digest = 0;
     size_t cur_kind = SIZE_MAX;
     const uint8_t *chunk = NULL;
     uint64_t chunk_no = UINT64_MAX;
@@ -1466,28 +1821,6 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
         nhdb_dedupe_key(dk, kid, r.hash, ki->hb, r.source, strlen(r.source));
         if (!has_pair(cd, dk, sizeof dk, r.id))
             problem(&vs, "entry %016llx has no dedupe row", (unsigned long long)r.id);
-        /* MIH rows */
-        for (unsigned s = 0; s < ki->m; s++) {
-            unsigned len = nhdb_sub_len(ki->bits, ki->m, s);
-            uint8_t mk[NHDB_MIH_KEY_MAX];
-            size_t kl = nhdb_mih_key(
-                mk, kid, s, len, nhdb_sub_extract(r.hash, nhdb_sub_start(ki->bits, ki->m, s), len));
-            if (!has_pair(cm, mk, kl, r.id))
-                problem(&vs, "entry %016llx has no MIH row for substring %u",
-                        (unsigned long long)r.id, s);
-            if (nhdb_occ_eligible(len)) {
-                uint32_t val = nhdb_sub_extract(r.hash, nhdb_sub_start(ki->bits, ki->m, s), len);
-                uint8_t okb[9];
-                nhdb_occ_key(okb, kid, s, val >> NHDB_OCC_SHIFT);
-                MDB_val okey = {9, okb}, ov;
-                uint32_t bit = val & ((1u << NHDB_OCC_SHIFT) - 1);
-                if (mdb_get(txn, db->dbi_occ, &okey, &ov) || ov.mv_size != NHDB_OCC_BYTES ||
-                    !(((const uint8_t *)ov.mv_data)[bit >> 3] & (0x80 >> (bit & 7))))
-                    problem(&vs, "entry %016llx: substring %u missing from the occupancy bitmap",
-                            (unsigned long long)r.id, s);
-            }
-        }
-        want_mih += ki->m;
         /* digest rows */
         if (r.digest) {
             want_digest++;
@@ -1515,9 +1848,6 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
     if (table_rows(txn, db->dbi_dedupe) != n_entries)
         problem(&vs, "dedupe table has %llu rows for %llu entries",
                 (unsigned long long)table_rows(txn, db->dbi_dedupe), (unsigned long long)n_entries);
-    if (table_rows(txn, db->dbi_mih) != want_mih)
-        problem(&vs, "MIH table has %llu rows, %llu expected",
-                (unsigned long long)table_rows(txn, db->dbi_mih), (unsigned long long)want_mih);
     if (table_rows(txn, db->dbi_digest) != want_digest)
         problem(&vs, "digest table has %llu rows, %llu expected",
                 (unsigned long long)table_rows(txn, db->dbi_digest),
@@ -1526,31 +1856,11 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
         problem(&vs, "packed table has %llu chunks, %llu expected",
                 (unsigned long long)table_rows(txn, db->dbi_packed),
                 (unsigned long long)want_chunks);
-    /* Every occupancy bit stands for an MIH key and every eligible MIH key has its bit. */
-    {
-        uint64_t bits = 0, keys = 0;
-        MDB_cursor *co = NULL;
-        if ((rc = mdb_cursor_open(txn, db->dbi_occ, &co))) {
-            st = nhdb_mdb_error(err, rc, db->path, "occupancy cursor");
-            goto cleanup;
-        }
-        for (rc = mdb_cursor_get(co, &k, &v, MDB_FIRST); rc == 0;
-             rc = mdb_cursor_get(co, &k, &v, MDB_NEXT))
-            for (size_t b = 0; b < v.mv_size; b++)
-                bits += (uint64_t)__builtin_popcount(((const uint8_t *)v.mv_data)[b]);
-        mdb_cursor_close(co);
-        for (rc = mdb_cursor_get(cm, &k, &v, MDB_FIRST); rc == 0;
-             rc = mdb_cursor_get(cm, &k, &v, MDB_NEXT_NODUP)) {
-            const uint8_t *kp = k.mv_data;
-            uint32_t kid = nhdb_get_be32(kp);
-            for (size_t i = 0; i < nk; i++)
-                if (kinds[i].id == kid && kinds[i].m && kp[4] < kinds[i].m &&
-                    nhdb_occ_eligible(nhdb_sub_len(kinds[i].bits, kinds[i].m, kp[4])))
-                    keys++;
-        }
-        if (bits != keys)
-            problem(&vs, "occupancy bitmaps hold %llu values, the MIH table %llu keys",
-                    (unsigned long long)bits, (unsigned long long)keys);
+    /* MIH runs and occupancy bitmaps, rebuilt from the runs and compared. */
+    if ((rc = verify_mih(db, txn, kinds, nk, &vs))) {
+        st = rc == -1 ? nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "verify")
+                      : nhdb_mdb_error(err, rc, db->path, "verify MIH");
+        goto cleanup;
     }
     if (vs.problems)
         st = NH_ERR_FORMAT;
@@ -1559,8 +1869,6 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
 cleanup:
     if (cg)
         mdb_cursor_close(cg);
-    if (cm)
-        mdb_cursor_close(cm);
     if (cd)
         mdb_cursor_close(cd);
     if (ce)

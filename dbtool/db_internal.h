@@ -22,7 +22,12 @@
 #define NHDB_KIND_REC_VERSION 1
 #define NHDB_KIND_REC_SIZE 24
 #define NHDB_REC_HEADER 48
-#define NHDB_MIH_KEY_MAX 9 /* kind(4) + substring index(1) + up to 4 value bytes */
+#define NHDB_MIH_KEY_MAX 9 /* schema 1 only: kind(4) + substring index(1) + value bytes */
+#define NHDB_RUN_KEY 13    /* kind(4) + substring index(1) + run(4) + part(4) */
+#define NHDB_RUN_CHUNK_SHIFT 20
+#define NHDB_RUN_CHUNK (1u << NHDB_RUN_CHUNK_SHIFT) /* postings per run part */
+#define NHDB_RUN_HDR 16
+#define NHDB_RUN_VERSION 1
 #define NHDB_DEDUPE_KEY 12 /* kind(4) + xxh3-64(hash, source)(8) */
 #define NHDB_OCC_SHIFT 16  /* substring values per occupancy chunk: 2^16 bits, 8 KiB */
 #define NHDB_OCC_BYTES ((1u << NHDB_OCC_SHIFT) / 8)
@@ -46,11 +51,24 @@ typedef struct nhdb_kind_info {
     const uint8_t **occ;
     uint8_t *occ_loaded;
     size_t occ_cps;
+    /* reader side: MIH runs, run_off[s] .. run_off[s+1] in runs (loaded with the chunks) */
+    struct nhdb_run_view *runs;
+    size_t *run_off;
 } nhdb_kind_info;
+
+/* One MIH run as mapped in a read transaction. */
+typedef struct nhdb_run_view {
+    uint64_t n;           /* postings */
+    unsigned dir_bits;    /* directory slots: 2^dir_bits, by the value's top bits */
+    unsigned low_bits;    /* value bits kept in each posting: len - dir_bits */
+    const uint8_t *dir;   /* 2^dir_bits + 1 u64 LE posting indexes */
+    const uint8_t **part; /* posting parts, NHDB_RUN_CHUNK postings each */
+} nhdb_run_view;
 
 struct nh_db {
     MDB_env *env;
     MDB_dbi dbi_meta, dbi_entries, dbi_dedupe, dbi_mih, dbi_packed, dbi_digest, dbi_occ;
+    /* dbi_mih is the run table `mihrun` (schema 2) */
     unsigned flags;
     unsigned neural_m, pdq_m;
     int live_readers;
@@ -173,6 +191,50 @@ static inline void nhdb_occ_key(uint8_t key[9], uint32_t kind_id, unsigned s, ui
     key[4] = (uint8_t)s;
     nhdb_put_be32(key + 5, chunk);
 }
+
+/* Run key: kind id (BE32), substring index, run number (BE32), part (BE32; 0 = header). */
+static inline void nhdb_run_key(uint8_t key[NHDB_RUN_KEY], uint32_t kind_id, unsigned s,
+                                uint32_t run, uint32_t part)
+{
+    nhdb_put_be32(key, kind_id);
+    key[4] = (uint8_t)s;
+    nhdb_put_be32(key + 5, run);
+    nhdb_put_be32(key + 9, part);
+}
+/* Directory bits of a run of n postings of len-bit values: about 8 postings per slot, at
+ * least len - 24 so a posting's kept value bits and its 40-bit ordinal fit in 64 bits. */
+static inline unsigned nhdb_run_dir_bits(uint64_t n, unsigned len)
+{
+    unsigned lo = len > 24 ? len - 24 : 0, hi = len < 22 ? len : 22;
+    unsigned b = n >= 16 ? (unsigned)(63 - __builtin_clzll(n)) - 3 : 0;
+    return b < lo ? lo : b > hi ? hi : b;
+}
+static inline uint64_t nhdb_run_posting(const nhdb_run_view *r, uint64_t i)
+{
+    return nhdb_get_le64(r->part[i >> NHDB_RUN_CHUNK_SHIFT] +
+                         (i & (NHDB_RUN_CHUNK - 1)) * 8);
+}
+
+/* ---- MIH runs (db_mih.c) ---- */
+typedef struct nhdb_run_meta {
+    uint32_t no;
+    uint64_t n;
+} nhdb_run_meta;
+/* The runs of (kind, s), oldest first, into a malloc'd array. MDB rc. */
+int nhdb_runs_list(MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigned s, nhdb_run_meta **out,
+                   size_t *n);
+/* Map the runs of (kind, s) for a reader: views into the transaction's pages. MDB rc. */
+int nhdb_runs_map(MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigned s, unsigned len,
+                  nhdb_run_view **views, size_t *n);
+void nhdb_runs_unmap(nhdb_run_view *views, size_t n);
+/* Add the sorted postings a[0..n) (value << 32 | ordinal - first) of a new batch to (kind, s)
+ * as a run, merging it with the newest stored runs while they are no larger than the result
+ * (so run sizes at least double towards the oldest and a set of N postings keeps at most
+ * log2 N runs). MDB rc, or -1 when memory ran out. */
+int nhdb_runs_add(MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigned s, unsigned len,
+                  const uint64_t *a, size_t n, uint64_t first);
+/* Stable LSD radix sort of a[0..n) by bits [lo, lo + len) (tmp: n scratch values). */
+void nhdb_sort_bits(uint64_t *a, uint64_t *tmp, size_t n, unsigned lo, unsigned len);
 
 /* ---- record codecs ---- */
 size_t nhdb_rec_size(unsigned hb, size_t src, size_t lab, size_t note);

@@ -21,7 +21,6 @@
 struct nh_db_reader {
     nh_db *db;
     MDB_txn *txn;
-    MDB_cursor *mih;
     MDB_cursor *digest;
     nhdb_kind_info *kinds;
     size_t nk;
@@ -63,11 +62,9 @@ static inline unsigned hdist(const uint8_t *a, const uint8_t *b, unsigned hb)
 
 static void reader_release(nh_db_reader *rd)
 {
-    if (rd->mih)
-        mdb_cursor_close(rd->mih);
     if (rd->digest)
         mdb_cursor_close(rd->digest);
-    rd->mih = rd->digest = NULL;
+    rd->digest = NULL;
     if (rd->txn)
         mdb_txn_abort(rd->txn);
     rd->txn = NULL;
@@ -75,6 +72,9 @@ static void reader_release(nh_db_reader *rd)
         free(rd->kinds[i].chunks);
         free(rd->kinds[i].occ);
         free(rd->kinds[i].occ_loaded);
+        if (rd->kinds[i].run_off)
+            nhdb_runs_unmap(rd->kinds[i].runs, rd->kinds[i].run_off[rd->kinds[i].m]);
+        free(rd->kinds[i].run_off);
     }
     free(rd->kinds);
     rd->kinds = NULL;
@@ -87,8 +87,7 @@ static nh_status reader_acquire(nh_db_reader *rd, nh_error *err)
     int rc = nhdb_txn_begin(db, MDB_RDONLY, &rd->txn);
     if (rc)
         return nhdb_mdb_error(err, rc, db->path, "begin read");
-    if ((rc = mdb_cursor_open(rd->txn, db->dbi_mih, &rd->mih)) ||
-        (rc = mdb_cursor_open(rd->txn, db->dbi_digest, &rd->digest))) {
+    if ((rc = mdb_cursor_open(rd->txn, db->dbi_digest, &rd->digest))) {
         reader_release(rd);
         return nhdb_mdb_error(err, rc, db->path, "open cursors");
     }
@@ -206,6 +205,34 @@ static nh_status load_chunks(nh_db_reader *rd, nhdb_kind_info *k, nh_error *err)
             free(k->chunks);
             k->chunks = NULL;
             return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, rd->db->path, "occupancy");
+        }
+    }
+    /* The MIH runs of every substring, one array: runs[run_off[s] .. run_off[s+1]). */
+    if (k->m) {
+        k->run_off = calloc(k->m + 1, sizeof *k->run_off);
+        if (!k->run_off)
+            return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, rd->db->path, "runs");
+        for (unsigned s = 0; s < k->m; s++) {
+            nhdb_run_view *v;
+            size_t nv;
+            int rc = nhdb_runs_map(rd->txn, rd->db->dbi_mih, k->id, s,
+                                   nhdb_sub_len(k->bits, k->m, s), &v, &nv);
+            nhdb_run_view *all = rc ? NULL : realloc(k->runs, (k->run_off[s] + nv + 1) * sizeof *all);
+            if (!all) {
+                if (!rc)
+                    nhdb_runs_unmap(v, nv);
+                for (unsigned t = s + 1; t <= k->m; t++)
+                    k->run_off[t] = k->run_off[s];
+                return rc == -1 || !rc
+                           ? nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, rd->db->path, "runs")
+                           : nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_MDB, rc, rd->db->path,
+                                          "MIH runs of kind %u substring %u unreadable: %s",
+                                          k->id, s, mdb_strerror(rc));
+            }
+            k->runs = all;
+            memcpy(k->runs + k->run_off[s], v, nv * sizeof *v);
+            free(v); /* the views' part arrays now belong to k->runs */
+            k->run_off[s + 1] = k->run_off[s] + nv;
         }
     }
     k->chunks_loaded = 1;
@@ -439,9 +466,9 @@ static int sub_radius(unsigned r, unsigned m, unsigned s)
     return (int)s <= a ? q : q - 1;
 }
 
-/* Cost model in nanoseconds, measured on a 10M-entry set: an LMDB probe, an occupancy-bitmap
- * test, a random candidate check, a scanned byte. */
-#define COST_PROBE 1000.0
+/* Cost model in nanoseconds, measured on a 10M-entry set: a present value's lookup in one
+ * MIH run, an occupancy-bitmap test, a random candidate check, a scanned byte. */
+#define COST_PROBE 150.0
 #define COST_BITMAP 20.0
 #define COST_CAND 150.0
 #define COST_SCAN_BYTE 0.07
@@ -456,13 +483,14 @@ static double cost_mih(const nhdb_kind_info *k, unsigned r, double *cands)
         for (int i = 0; i <= rs && i <= (int)len; i++)
             p += binom(len, (unsigned)i);
         double space = (double)(UINT64_C(1) << len);
+        double runs = k->run_off ? (double)(k->run_off[s + 1] - k->run_off[s]) : 1;
         double frac = p / space;
         c += (double)k->count * (frac > 1 ? 1 : frac);
         /* with a bitmap only present values cost a lookup: uniform occupancy 1 - e^(-n/2^len) */
         if (nhdb_occ_eligible(len))
-            cost += p * (COST_BITMAP + COST_PROBE * -expm1(-(double)k->count / space));
+            cost += p * (COST_BITMAP + runs * COST_PROBE * -expm1(-(double)k->count / space));
         else
-            cost += p * COST_PROBE;
+            cost += p * runs * COST_PROBE;
     }
     if (cands)
         *cands = c;
@@ -517,24 +545,34 @@ NHDB_HOT static int mih_probe(nh_db_reader *rd, nhdb_kind_info *k, const uint8_t
         if (!k->occ[ci] || !(k->occ[ci][bit >> 3] & (0x80 >> (bit & 7))))
             return 0;
     }
-    uint8_t kb[NHDB_MIH_KEY_MAX];
-    size_t kl = nhdb_mih_key(kb, k->id, s, len[s], val);
-    MDB_val key = {kl, kb}, v;
-    rd->info.probes++;
-    int rc = mdb_cursor_get(rd->mih, &key, &v, MDB_SET_KEY);
-    if (rc == 0)
-        rc = mdb_cursor_get(rd->mih, &key, &v, MDB_GET_MULTIPLE);
-    while (rc == 0) {
-        const uint8_t *ids = v.mv_data;
-        size_t nid = v.mv_size / 8;
-        rd->info.candidates += nid;
-        if (rd->info.candidates > budget)
-            return 1;
-        for (size_t j = 0; j < nid; j++) {
-            uint64_t id = nhdb_get_be64(ids + 8 * j);
-            uint64_t ord = id & NHDB_ORD_MASK;
+    for (size_t ri = k->run_off[s]; ri < k->run_off[s + 1]; ri++) {
+        const nhdb_run_view *rv = &k->runs[ri];
+        uint64_t slot = (uint64_t)val >> rv->low_bits;
+        uint64_t lo = nhdb_get_le64(rv->dir + slot * 8), hi = nhdb_get_le64(rv->dir + slot * 8 + 8);
+        if (lo > hi || hi > rv->n)
+            return MDB_CORRUPTED;
+        rd->info.probes++;
+        uint64_t low = rv->low_bits ? val & ((UINT64_C(1) << rv->low_bits) - 1) : 0;
+        uint64_t a = lo, b = hi; /* the value's first posting is in [a, b]: slots are sorted */
+        while (b - a > 8) {
+            uint64_t mid = a + (b - a) / 2;
+            if ((nhdb_run_posting(rv, mid) >> NHDB_ORD_BITS) < low)
+                a = mid + 1;
+            else
+                b = mid;
+        }
+        for (uint64_t i = a; i < hi; i++) {
+            uint64_t p = nhdb_run_posting(rv, i);
+            uint64_t pl = p >> NHDB_ORD_BITS;
+            if (pl < low)
+                continue;
+            if (pl > low)
+                break;
+            uint64_t ord = p & NHDB_ORD_MASK;
             if (ord >= k->count)
                 return MDB_CORRUPTED;
+            if (++rd->info.candidates > budget)
+                return 1;
             const uint8_t *h = k->chunks[ord >> NHDB_CHUNK_SHIFT] + (ord & (NHDB_CHUNK - 1)) * hb;
             unsigned d = hdist(h, q, hb);
             if (d > r)
@@ -544,12 +582,11 @@ NHDB_HOT static int mih_probe(nh_db_reader *rd, nhdb_kind_info *k, const uint8_t
                 if (rad[t] >= 0 &&
                     __builtin_popcount(nhdb_sub_extract(h, st[t], len[t]) ^ qs[t]) <= rad[t])
                     seen = 1;
-            if (!seen && res_push(rd, id, d))
+            if (!seen && res_push(rd, ((uint64_t)k->id << NHDB_ORD_BITS) | ord, d))
                 return -1;
         }
-        rc = mdb_cursor_get(rd->mih, &key, &v, MDB_NEXT_MULTIPLE);
     }
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    return 0;
 }
 
 /* Returns 0, 1 when the candidate budget ran out, -1 on allocation failure, or an MDB rc. */

@@ -2,7 +2,8 @@
 # exposes only nhash/core.h types.
 add_library(nh_db STATIC
   ${CMAKE_CURRENT_LIST_DIR}/db.c
-  ${CMAKE_CURRENT_LIST_DIR}/db_query.c)
+  ${CMAKE_CURRENT_LIST_DIR}/db_query.c
+  ${CMAKE_CURRENT_LIST_DIR}/db_mih.c)
 target_include_directories(nh_db PUBLIC ${CMAKE_CURRENT_LIST_DIR}/include)
 target_link_libraries(nh_db PUBLIC nh_core PRIVATE nh_flags PkgConfig::LMDB PkgConfig::XXHASH)
 # Static consumers need LMDB and xxHash at link time.

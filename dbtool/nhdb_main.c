@@ -3,7 +3,7 @@
  *
  *   nhdb create DB          nhdb import DB FILE...   nhdb export DB
  *   nhdb query DB HASH...   nhdb stats DB            nhdb merge OUT SHARD...
- *   nhdb verify DB
+ *   nhdb verify DB          nhdb upgrade DB
  *
  * Exit status: 0 success, 1 failure (bad input lines, inconsistent database), 2 usage.
  * Every command takes --help. See docs/nhdb.md.
@@ -829,13 +829,15 @@ static int cmd_stats(int argc, char **argv)
     nh_db_close(db);
     if (json)
         printf("{\"schema\":%u,\"entries\":%" PRIu64 ",\"map_bytes\":%" PRIu64
-               ",\"used_bytes\":%" PRIu64 ",\"mih_rows\":%" PRIu64 ",\"digest_rows\":%" PRIu64
-               ",\"kinds\":[",
-               s.schema_version, s.entries, s.mapsize, s.used_bytes, s.mih_rows, s.digests);
+               ",\"used_bytes\":%" PRIu64 ",\"mih_rows\":%" PRIu64 ",\"mih_runs\":%" PRIu64
+               ",\"digest_rows\":%" PRIu64 ",\"kinds\":[",
+               s.schema_version, s.entries, s.mapsize, s.used_bytes, s.mih_rows, s.mih_runs,
+               s.digests);
     else
         printf("schema %u\nentries %" PRIu64 "\nmap %" PRIu64 " bytes, %" PRIu64
-               " in use\nmih rows %" PRIu64 "\ndigest rows %" PRIu64 "\n",
-               s.schema_version, s.entries, s.mapsize, s.used_bytes, s.mih_rows, s.digests);
+               " in use\nmih postings %" PRIu64 " in %" PRIu64 " runs\ndigest rows %" PRIu64 "\n",
+               s.schema_version, s.entries, s.mapsize, s.used_bytes, s.mih_rows, s.mih_runs,
+               s.digests);
     size_t nk = s.n_kinds < 64 ? s.n_kinds : 64;
     for (size_t i = 0; i < nk; i++) {
         const nh_db_kind_stats *k = &s.kinds[i];
@@ -1023,6 +1025,48 @@ static int cmd_verify(int argc, char **argv)
     return st ? 1 : 0;
 }
 
+static const char upgrade_help[] =
+    "usage: nhdb upgrade DB\n"
+    "Bring a database written by an older nhdb to this build's schema (version 1 -> 2: the\n"
+    "MIH rows become MIH runs, rebuilt from the packed hashes; entries, ids and metadata are\n"
+    "unchanged) in one transaction, then verify it. Any command that opens a database for\n"
+    "writing does the same; read-only commands (query, export, verify) ask for this first.\n";
+
+static int cmd_upgrade(int argc, char **argv)
+{
+    static const struct option lo[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(upgrade_help, stdout);
+            return 0;
+        }
+        fputs(upgrade_help, stderr);
+        return 2;
+    }
+    if (optind + 1 != argc) {
+        fputs(upgrade_help, stderr);
+        return 2;
+    }
+    nh_error err = {0};
+    nh_db *db = NULL;
+    uint64_t problems = 0;
+    if (nh_db_open(argv[optind], 0, NULL, &db, &err)) {
+        print_error(&err);
+        return 1;
+    }
+    nh_status st = nh_db_verify(db, &problems, &err);
+    nh_db_stats s = {0};
+    nh_db_stats_get(db, &s, NULL);
+    nh_db_close(db);
+    if (st) {
+        print_error(&err);
+        return 1;
+    }
+    printf("ok: schema version %u, %" PRIu64 " entries consistent\n", s.schema_version, s.entries);
+    return 0;
+}
+
 static const char main_help[] = "usage: nhdb COMMAND [options] ...\n"
                                 "The LMDB hash-set database with multi-index Hamming search.\n"
                                 "  create   create an empty database\n"
@@ -1032,6 +1076,7 @@ static const char main_help[] = "usage: nhdb COMMAND [options] ...\n"
                                 "  stats    counts and sizes\n"
                                 "  merge    combine shard databases into one, deduplicating\n"
                                 "  verify   check that every table is consistent with the others\n"
+                                "  upgrade  bring a database of an older nhdb to this schema\n"
                                 "Run 'nhdb COMMAND --help' for a command's options.\n";
 
 int main(int argc, char **argv)
@@ -1041,7 +1086,7 @@ int main(int argc, char **argv)
         int (*fn)(int, char **);
     } cmds[] = {{"create", cmd_create}, {"import", cmd_import}, {"export", cmd_export},
                 {"query", cmd_query},   {"stats", cmd_stats},   {"merge", cmd_merge},
-                {"verify", cmd_verify}};
+                {"verify", cmd_verify}, {"upgrade", cmd_upgrade}};
     if (argc < 2) {
         fputs(main_help, stderr);
         return 2;

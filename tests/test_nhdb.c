@@ -191,13 +191,16 @@ static void gen_set(hashset *s, unsigned hb, size_t n, int clustered)
     }
 }
 
+/* Add s in batches of `batch` entries (0: random sizes from 1 to 300). */
 static void fill_db(nh_db *db, const nh_db_kind *kind, const hashset *s, size_t batch)
 {
     nh_error err = {0};
     char src[32];
-    for (size_t i = 0; i < s->n; i += batch) {
+    size_t step = batch;
+    for (size_t i = 0; i < s->n; i += step) {
+        step = batch ? batch : 1 + (size_t)(rnd() % 300);
         assert_int_equal(nh_db_batch_begin(db, &err), NH_OK);
-        for (size_t j = i; j < s->n && j < i + batch; j++) {
+        for (size_t j = i; j < s->n && j < i + step; j++) {
             snprintf(src, sizeof src, "src/%zu", j);
             nh_db_entry e = {.kind = *kind, .hash = s->h + j * s->hb, .quality = -1, .source = src};
             assert_int_equal(nh_db_add(db, &e, &err), NH_OK);
@@ -248,8 +251,11 @@ static void make_query(uint8_t *q, const hashset *s, int near)
     }
 }
 
-static void check_search(const nh_db_create_opts *o, nh_db_kind_type type, size_t n, int clustered,
-                         unsigned nq, unsigned mih_max_radius, unsigned step)
+/* Every radius (and k nearest) against brute force; the set is added in batches of
+ * `batch` (0: random sizes, many MIH runs and merges; SIZE_MAX: three batches). */
+static void check_search_b(const nh_db_create_opts *o, nh_db_kind_type type, size_t n,
+                           int clustered, unsigned nq, unsigned mih_max_radius, unsigned step,
+                           size_t batch)
 {
     tdir t;
     tdir_make(&t);
@@ -264,7 +270,15 @@ static void check_search(const nh_db_create_opts *o, nh_db_kind_type type, size_
         memcpy(kind.model, "modelfp!", 8);
     assert_int_equal(nh_db_open(t.path, NH_DB_OPEN_CREATE | NH_DB_OPEN_NOSYNC, o, &db, &err),
                      NH_OK);
-    fill_db(db, &kind, &s, n / 3 + 1); /* several batches: appends and inserts */
+    fill_db(db, &kind, &s, batch == SIZE_MAX ? n / 3 + 1 : batch);
+    /* MIH runs at least double in size towards the oldest: at most log2(n) + 1 per substring */
+    nh_db_stats st;
+    assert_int_equal(nh_db_stats_get(db, &st, &err), NH_OK);
+    unsigned m = st.kinds[0].substrings, lg = 0;
+    while (((size_t)1 << lg) < n)
+        lg++;
+    assert_int_equal(st.mih_rows, (uint64_t)n * m);
+    assert_true(st.mih_runs >= m && st.mih_runs <= (uint64_t)m * (lg + 1));
     assert_int_equal(nh_db_reader_create(db, &rd, &err), NH_OK);
     nh_db_match *want = malloc(n * sizeof *want);
     assert_non_null(want);
@@ -315,6 +329,25 @@ static void check_search(const nh_db_create_opts *o, nh_db_kind_type type, size_
     assert_verified(t.path);
     nh_db_close(db);
     tdir_remove(&t);
+}
+
+static void check_search(const nh_db_create_opts *o, nh_db_kind_type type, size_t n, int clustered,
+                         unsigned nq, unsigned mih_max_radius, unsigned step)
+{
+    check_search_b(o, type, n, clustered, nq, mih_max_radius, step, SIZE_MAX);
+}
+
+/* Many small batches of random sizes: the runs are merged over and over. */
+static void test_mih_many_batches_96(void **state)
+{
+    (void)state;
+    check_search_b(NULL, NH_DB_KIND_NEURAL, 6000, 1, 8, 15, 1, 0);
+}
+
+static void test_mih_many_batches_256(void **state)
+{
+    (void)state;
+    check_search_b(NULL, NH_DB_KIND_PDQ, 3000, 1, 4, 35, 5, 0);
 }
 
 static void test_mih_random_96(void **state)
@@ -461,12 +494,15 @@ static void test_dedupe_and_digest(void **state)
     assert_verified(t.path);
     assert_int_equal(mdb_stat_rows(t.path, "entries"), 15000);
     assert_int_equal(mdb_stat_rows(t.path, "dedupe"), 15000);
-    /* neural kinds have 4 MIH rows per entry, PDQ 12 */
-    assert_int_equal(mdb_stat_rows(t.path, "mih"), 4 * 9000 + 12 * 3000);
+    /* neural kinds have 4 MIH postings per entry, PDQ 12; every run here is a header and
+     * one part in the run table (as LMDB's mdb_stat counts it) */
+    assert_int_equal(st.mih_rows, 4 * 9000 + 12 * 3000);
+    assert_int_equal(mdb_stat_rows(t.path, "mihrun"), (long)(2 * st.mih_runs));
     tdir_remove(&t);
 }
 
-/* verify notices a missing MIH row and a wrong count, written behind libnhdb's back. */
+/* verify notices a wrong MIH posting and a missing run header, written behind libnhdb's
+ * back. */
 static void test_verify_detects_damage(void **state)
 {
     (void)state;
@@ -491,10 +527,19 @@ static void test_verify_detects_damage(void **state)
     assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
     assert_int_equal(mdb_env_open(env, t.path, 0, 0664), 0);
     assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "mih", MDB_DUPSORT | MDB_DUPFIXED, &dbi), 0);
+    assert_int_equal(mdb_dbi_open(txn, "mihrun", 0, &dbi), 0);
     assert_int_equal(mdb_cursor_open(txn, dbi, &c), 0);
-    assert_int_equal(mdb_cursor_get(c, &k, &v, MDB_FIRST), 0);
-    assert_int_equal(mdb_cursor_del(c, 0), 0);
+    /* 1: the lowest value bit of one posting of substring 0 flipped in place */
+    assert_int_equal(mdb_cursor_get(c, &k, &v, MDB_FIRST), 0); /* kind 1, s 0, run 0 header */
+    assert_int_equal(mdb_cursor_get(c, &k, &v, MDB_NEXT), 0);  /* its postings */
+    assert_int_equal(v.mv_size, 500 * 8);
+    uint8_t *copy = malloc(v.mv_size);
+    assert_non_null(copy);
+    memcpy(copy, v.mv_data, v.mv_size);
+    copy[10 * 8 + 5] ^= 1; /* byte 5 of the u64 LE: bit 40, the value's lowest kept bit */
+    MDB_val nv = {v.mv_size, copy};
+    assert_int_equal(mdb_cursor_put(c, &k, &nv, MDB_CURRENT), 0);
+    free(copy);
     mdb_cursor_close(c);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
@@ -502,11 +547,116 @@ static void test_verify_detects_damage(void **state)
     uint64_t problems = 0;
     assert_int_equal(nh_db_open(t.path, NH_DB_OPEN_READONLY, NULL, &db, &err), NH_OK);
     assert_int_equal(nh_db_verify(db, &problems, &err), NH_ERR_FORMAT);
-    assert_true(problems >= 2); /* the entry's row and the table total */
+    assert_true(problems >= 1);
+    assert_non_null(strstr(err.msg, "substring 0"));
+    nh_db_close(db);
+    assert_int_equal(run_nhdb(NULL, NULL, "verify", t.path, NULL), 1);
+
+    /* 2: a run's header deleted */
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_open(env, t.path, 0, 0664), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "mihrun", 0, &dbi), 0);
+    assert_int_equal(mdb_cursor_open(txn, dbi, &c), 0);
+    assert_int_equal(mdb_cursor_get(c, &k, &v, MDB_FIRST), 0);
+    assert_int_equal(mdb_cursor_del(c, 0), 0);
+    mdb_cursor_close(c);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    assert_int_equal(nh_db_open(t.path, NH_DB_OPEN_READONLY, NULL, &db, &err), NH_OK);
+    assert_int_equal(nh_db_verify(db, &problems, &err), NH_ERR_FORMAT);
+    assert_true(problems >= 2); /* the damaged runs and the table total */
     assert_non_null(strstr(err.msg, "MIH"));
     nh_db_close(db);
     assert_int_equal(run_nhdb(NULL, NULL, "verify", t.path, NULL), 1);
     free(s.h);
+    tdir_remove(&t);
+}
+
+/* A schema-1 database (tests/data/nhdb/make_v1_fixture.sh: written by nhdb as of commit
+ * 191b967) is refused read-only with a pointer to `nhdb upgrade`, upgrades in place, and then
+ * holds exactly what a fresh import of the same file holds, with MIH answers equal to the
+ * scan's. */
+static void test_upgrade_v1(void **state)
+{
+    (void)state;
+    const char *fx = getenv("NH_FIXTURE_DIR");
+    assert_non_null(fx);
+    tdir t;
+    tdir_make(&t);
+    char db[300], fresh[300], a[300], b[300], jsonl[400], cmd[1200];
+    path_in(db, sizeof db, &t, "v1");
+    path_in(fresh, sizeof fresh, &t, "fresh");
+    path_in(a, sizeof a, &t, "a.jsonl");
+    path_in(b, sizeof b, &t, "b.jsonl");
+    snprintf(jsonl, sizeof jsonl, "%s/nhdb/v1.jsonl", fx);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s/nhdb/v1/data.mdb' '%s/'", db, fx, db);
+    assert_int_equal(system(cmd), 0);
+
+    nh_error err = {0};
+    nh_db *d = NULL;
+    assert_int_equal(nh_db_open(db, NH_DB_OPEN_READONLY, NULL, &d, &err), NH_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "nhdb upgrade"));
+    assert_int_equal(run_nhdb(NULL, NULL, "query", db, "--kind", "pdq",
+                              "0000000000000000000000000000000000000000000000000000000000000000",
+                              NULL),
+                     1);
+    assert_int_equal(run_nhdb(NULL, NULL, "upgrade", db, NULL), 0);
+    assert_verified(db);
+    assert_int_equal(run_nhdb(NULL, NULL, "upgrade", db, NULL), 0); /* nothing left to do */
+
+    nh_db_stats st;
+    assert_int_equal(nh_db_open(db, NH_DB_OPEN_READONLY, NULL, &d, &err), NH_OK);
+    assert_int_equal(nh_db_stats_get(d, &st, &err), NH_OK);
+    assert_int_equal(st.schema_version, 2);
+    assert_int_equal(st.entries, 800);
+    assert_int_equal(st.mih_rows, 600 * 6 + 200 * 16);
+    assert_int_equal(mdb_stat_rows(db, "mih"), -1); /* the schema-1 table is gone */
+
+    /* every stored hash as a query: MIH == scan at radii 0..12 */
+    nh_db_reader *rd = NULL;
+    assert_int_equal(nh_db_reader_create(d, &rd, &err), NH_OK);
+    for (size_t ki = 0; ki < st.n_kinds; ki++) {
+        nh_db_kind kind = st.kinds[ki].kind;
+        for (uint64_t o = 0; o < st.kinds[ki].count; o += 7) {
+            nh_db_record rec;
+            uint64_t id = (uint64_t)st.kinds[ki].kind_id << 40 | o;
+            assert_int_equal(nh_db_reader_get(rd, id, &rec, &err), NH_OK);
+            uint8_t q[32];
+            memcpy(q, rec.hash, rec.bits / 8);
+            for (unsigned r = 0; r <= 12; r += 3) {
+                nh_db_query_opts ql = {.radius = r, .method = NH_DB_METHOD_LINEAR};
+                nh_db_query_opts qm = {.radius = r, .method = NH_DB_METHOD_MIH};
+                const nh_db_match *ml, *mm;
+                size_t nl, nm;
+                assert_int_equal(nh_db_query(rd, &kind, q, &ql, &ml, &nl, &err), NH_OK);
+                nh_db_match *copy = malloc((nl + 1) * sizeof *copy);
+                assert_non_null(copy);
+                memcpy(copy, ml, nl * sizeof *copy);
+                assert_int_equal(nh_db_query(rd, &kind, q, &qm, &mm, &nm, &err), NH_OK);
+                assert_int_equal(nm, nl);
+                assert_true(nl >= 1);
+                for (size_t i = 0; i < nl; i++) {
+                    assert_int_equal(mm[i].id, copy[i].id);
+                    assert_int_equal(mm[i].distance, copy[i].distance);
+                }
+                free(copy);
+            }
+        }
+    }
+    nh_db_reader_destroy(rd);
+    nh_db_close(d);
+
+    /* same content as a fresh import of the file the fixture was made from */
+    assert_int_equal(run_nhdb(NULL, NULL, "create", fresh, "--neural-substrings", "6",
+                              "--pdq-substrings", "16", NULL),
+                     0);
+    assert_int_equal(run_nhdb(NULL, NULL, "import", fresh, jsonl, NULL), 0);
+    assert_int_equal(run_nhdb(a, NULL, "export", db, "--format", "jsonl", NULL), 0);
+    assert_int_equal(run_nhdb(b, NULL, "export", fresh, "--format", "jsonl", NULL), 0);
+    assert_files_equal(a, b);
     tdir_remove(&t);
 }
 
@@ -781,7 +931,15 @@ static void test_kill_during_import(void **state)
     assert_int_equal(db_count(db), n);
     assert_verified(db);
     assert_int_equal(mdb_stat_rows(db, "entries"), (long)n);
-    assert_int_equal(mdb_stat_rows(db, "mih"), (long)(4 * n));
+    {
+        nh_error err = {0};
+        nh_db *d = NULL;
+        nh_db_stats st;
+        assert_int_equal(nh_db_open(db, NH_DB_OPEN_READONLY, NULL, &d, &err), NH_OK);
+        assert_int_equal(nh_db_stats_get(d, &st, &err), NH_OK);
+        assert_int_equal(st.mih_rows, 4 * n);
+        nh_db_close(d);
+    }
     /* and again adds nothing */
     assert_int_equal(run_nhdb(NULL, errf, "import", db, in, "--model", "00000000000000bb", NULL),
                      0);
@@ -857,8 +1015,11 @@ int main(void)
         cmocka_unit_test(test_mih_clustered_256),
         cmocka_unit_test(test_mih_clustered_256_m16),
         cmocka_unit_test(test_mih_random_256_m9),
+        cmocka_unit_test(test_mih_many_batches_96),
+        cmocka_unit_test(test_mih_many_batches_256),
         cmocka_unit_test(test_dedupe_and_digest),
         cmocka_unit_test(test_verify_detects_damage),
+        cmocka_unit_test(test_upgrade_v1),
         cmocka_unit_test(test_cli_round_trips),
         cmocka_unit_test(test_cli_malformed_line),
         cmocka_unit_test(test_cli_merge),

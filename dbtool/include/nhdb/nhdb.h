@@ -38,7 +38,7 @@
 extern "C" {
 #endif
 
-#define NH_DB_SCHEMA_VERSION 1
+#define NH_DB_SCHEMA_VERSION 2
 #define NH_DB_HASH_MAX 32     /* bytes of the longest hash (PDQ) */
 #define NH_DB_DIGEST_BYTES 16 /* xxh128 */
 
@@ -177,7 +177,8 @@ typedef struct nh_db_stats {
     uint64_t mapsize;           /* bytes mapped */
     uint64_t used_bytes;        /* pages in use x page size */
     uint64_t digests;           /* rows of the digest index */
-    uint64_t mih_rows;          /* rows of the MIH tables */
+    uint64_t mih_rows;          /* postings of the MIH runs (entries x substrings) */
+    uint64_t mih_runs;          /* MIH runs, all kinds and substrings */
 } nh_db_stats;
 
 nh_status nh_db_stats_get(nh_db *db, nh_db_stats *out, nh_error *err);
@@ -185,7 +186,8 @@ nh_status nh_db_stats_get(nh_db *db, nh_db_stats *out, nh_error *err);
 /*
  * Check that every table is consistent with the others: every record decodes; per-kind
  * counts match the entries; the packed arrays hold exactly each entry's hash; every entry
- * has its m MIH rows, its dedupe row and its digest row and no table holds extra rows.
+ * has one posting in each of its m MIH substring run lists, its dedupe row and its digest
+ * row, and no table holds extra rows.
  * Returns NH_ERR_FORMAT with a message naming the first inconsistency; *problems (may be
  * NULL) receives the number found.
  */
