@@ -574,6 +574,7 @@ nh_status nh_db_batch_begin(nh_db *db, nh_error *err)
                             "a batch is open already");
     db->in_batch = 1;
     db->n_pend = 0;
+    db->n_pend_digests = 0;
     db->arena_n = 0;
     db->dset_n = 0;
     if (db->dset)
@@ -588,6 +589,7 @@ void nh_db_batch_abort(nh_db *db)
         return;
     db->in_batch = 0;
     db->n_pend = 0;
+    db->n_pend_digests = 0;
     db->arena_n = 0;
     db->dset_n = 0;
     db->has_progress = 0;
@@ -726,6 +728,8 @@ nh_status nh_db_add(nh_db *db, const nh_db_entry *e, nh_error *err)
         db->arena_n = save;
         return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "batch");
     }
+    if (p->has_digest || e->kind.type == NH_DB_KIND_DIGEST)
+        db->n_pend_digests++;
     db->n_pend++;
     return NH_OK;
 }
@@ -969,8 +973,15 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         return -1;
     }
     /* Resolve kinds, creating new ones. */
+    size_t last_k = SIZE_MAX; /* batches are mostly of one kind */
     for (size_t i = 0; i < n; i++) {
-        nhdb_kind_info *k = kind_find(kinds, nk, &db->pend[i].kind);
+        const nh_db_kind *pk = &db->pend[i].kind;
+        if (last_k != SIZE_MAX && kinds[last_k].kind.type == pk->type &&
+            memcmp(kinds[last_k].kind.model, pk->model, 8) == 0) {
+            cc->kind_of[i] = (uint32_t)last_k;
+            continue;
+        }
+        nhdb_kind_info *k = kind_find(kinds, nk, pk);
         if (!k) {
             uint32_t id = 1;
             for (size_t j = 0; j < nk; j++)
@@ -994,6 +1005,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
             k->dirty = 1;
         }
         cc->kind_of[i] = (uint32_t)(k - kinds);
+        last_k = cc->kind_of[i];
     }
 
     prof_mark(&pf, "kinds");
@@ -1245,17 +1257,31 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
             size_t j = 0;
             for (size_t i = 0; i < n; i++)
                 if (cc->ids[i] != UINT64_MAX && cc->kind_of[i] == ki) {
-                    for (unsigned s = 0; s < k->m; s++)
-                        all[s * na + j] =
-                            (uint64_t)nhdb_sub_extract(db->pend[i].hash, st0[s], sl[s]) << 32 | j;
+                    /* the hash as big-endian 64-bit words; substring s spans at most two */
+                    const uint8_t *h = db->pend[i].hash;
+                    uint64_t w[NH_DB_HASH_MAX / 8 + 1];
+                    for (unsigned q = 0; q < NH_DB_HASH_MAX / 8; q++)
+                        w[q] = nhdb_get_be64(h + 8 * q);
+                    w[NH_DB_HASH_MAX / 8] = 0;
+                    for (unsigned s = 0; s < k->m; s++) {
+                        unsigned wi = st0[s] >> 6, off = st0[s] & 63;
+                        uint64_t x = off ? w[wi] << off | w[wi + 1] >> (64 - off) : w[wi];
+                        all[s * na + j] = (x >> (64 - sl[s])) << 32 | j;
+                    }
                     j++;
                 }
+        }
+        prof_mark(&pf, "mih-extract");
+        {
+            unsigned sl[64];
+            for (unsigned s = 0; s < k->m; s++)
+                sl[s] = nhdb_sub_len(k->bits, k->m, s);
+            nhdb_sort_many(all, tmp, na, k->m, 32, sl);
+            prof_mark(&pf, "mih-sort");
         }
         for (unsigned s = 0; s < k->m; s++) {
             unsigned len = nhdb_sub_len(k->bits, k->m, s);
             uint64_t *a = all + s * na;
-            nhdb_sort_bits(a, tmp, na, 32, len);
-            prof_mark(&pf, "mih-sort");
             rc = nhdb_runs_add(txn, db->dbi_mih, k->id, s, len, a, na, first);
             if (rc == -1) {
                 nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "MIH run");
@@ -1310,7 +1336,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
     }
 
     /* Digest rows: the digest of any entry, and the hash of digest-kind entries. */
-    {
+    if (db->n_pend_digests) {
         size_t nd = 0;
         for (size_t i = 0; i < n; i++) {
             if (cc->ids[i] == UINT64_MAX)

@@ -78,6 +78,7 @@ struct nh_db {
     int in_batch;
     struct nhdb_pending *pend;
     size_t n_pend, cap_pend;
+    size_t n_pend_digests; /* pending entries with a digest or of a digest kind */
     char *arena;
     size_t arena_n, arena_cap;
     uint8_t (*dset)[16]; /* open-addressing set of the batch's digests */
@@ -235,6 +236,10 @@ int nhdb_runs_add(MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigned s, unsigned 
                   const uint64_t *a, size_t n, uint64_t first);
 /* Stable LSD radix sort of a[0..n) by bits [lo, lo + len) (tmp: n scratch values). */
 void nhdb_sort_bits(uint64_t *a, uint64_t *tmp, size_t n, unsigned lo, unsigned len);
+/* nhdb_sort_bits on m arrays all[s * n ..] by bits [lo, lo + len[s]), on up to 4 threads
+ * (tmp: n scratch values for the calling thread; the others allocate theirs). */
+void nhdb_sort_many(uint64_t *all, uint64_t *tmp, size_t n, unsigned m, unsigned lo,
+                    const unsigned *len);
 
 /* ---- record codecs ---- */
 size_t nhdb_rec_size(unsigned hb, size_t src, size_t lab, size_t note);

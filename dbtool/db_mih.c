@@ -12,8 +12,11 @@
  * and a few large puts, where one dup-sorted LMDB row per posting cost about 110 ns each.
  * The layout is described field by field in docs/nhdb.md.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "db_internal.h"
 
@@ -22,10 +25,15 @@
 
 void nhdb_sort_bits(uint64_t *a, uint64_t *tmp, size_t n, unsigned lo, unsigned len)
 {
+    /* 1-3 passes of at most 12 bits (a 4096-bucket table stays in L1/L2); every pass's
+     * histogram from one read of the input. */
+    enum { MAXP = 3 };
     unsigned passes = (len + 11) / 12, digit = passes ? (len + passes - 1) / passes : 0;
-    uint64_t *src = a, *dst = tmp;
-    size_t *cnt = malloc(sizeof *cnt << digit);
-    if (!cnt) { /* 32 KiB; without it fall back to one bit at a time */
+    if (passes > MAXP || !n)
+        passes = 0; /* len > 36 cannot happen: substrings are at most 32 bits */
+    size_t *cnt = calloc((size_t)MAXP << 12, sizeof *cnt);
+    if (!cnt) { /* 96 KiB; without it, one bit at a time */
+        uint64_t *src = a, *dst = tmp;
         for (unsigned b = 0; b < len; b++) {
             size_t z = 0, o = 0, nz = 0;
             for (size_t i = 0; i < n; i++)
@@ -40,29 +48,92 @@ void nhdb_sort_bits(uint64_t *a, uint64_t *tmp, size_t n, unsigned lo, unsigned 
             src = dst;
             dst = t;
         }
-    } else {
-        for (unsigned p = 0; p < passes; p++) {
-            unsigned sh = lo + p * digit, w = p + 1 == passes ? len - p * digit : digit;
-            size_t nb = (size_t)1 << w, mask = nb - 1;
-            memset(cnt, 0, nb * sizeof *cnt);
-            for (size_t i = 0; i < n; i++)
-                cnt[(src[i] >> sh) & mask]++;
-            size_t sum = 0;
-            for (size_t b = 0; b < nb; b++) {
-                size_t c = cnt[b];
-                cnt[b] = sum;
-                sum += c;
-            }
-            for (size_t i = 0; i < n; i++)
-                dst[cnt[(src[i] >> sh) & mask]++] = src[i];
-            uint64_t *t = src;
-            src = dst;
-            dst = t;
-        }
-        free(cnt);
+        if (src != a)
+            memcpy(a, src, n * sizeof *a);
+        return;
     }
+    unsigned sh[MAXP];
+    size_t mask[MAXP];
+    for (unsigned p = 0; p < passes; p++) {
+        sh[p] = lo + p * digit;
+        mask[p] = ((size_t)1 << (p + 1 == passes ? len - p * digit : digit)) - 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        for (unsigned p = 0; p < passes; p++)
+            cnt[((size_t)p << 12) + ((a[i] >> sh[p]) & mask[p])]++;
+    uint64_t *src = a, *dst = tmp;
+    for (unsigned p = 0; p < passes; p++) {
+        size_t *c = cnt + ((size_t)p << 12), sum = 0;
+        if (c[a[0] >> sh[p] & mask[p]] == n)
+            continue; /* one bucket: this digit is the same everywhere */
+        for (size_t b = 0; b <= mask[p]; b++) {
+            size_t x = c[b];
+            c[b] = sum;
+            sum += x;
+        }
+        for (size_t i = 0; i < n; i++)
+            dst[c[(src[i] >> sh[p]) & mask[p]]++] = src[i];
+        uint64_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    free(cnt);
     if (src != a)
         memcpy(a, src, n * sizeof *a);
+}
+
+typedef struct sort_many_ctx {
+    uint64_t *all;
+    size_t n;
+    unsigned m, lo;
+    const unsigned *len;
+    atomic_uint next;
+} sort_many_ctx;
+
+typedef struct sort_worker {
+    sort_many_ctx *ctx;
+    uint64_t *tmp;
+    pthread_t th;
+} sort_worker;
+
+static void *sort_many_run(void *arg)
+{
+    sort_worker *w = arg;
+    sort_many_ctx *c = w->ctx;
+    for (unsigned s; (s = atomic_fetch_add(&c->next, 1)) < c->m;)
+        nhdb_sort_bits(c->all + (size_t)s * c->n, w->tmp, c->n, c->lo, c->len[s]);
+    return NULL;
+}
+
+void nhdb_sort_many(uint64_t *all, uint64_t *tmp, size_t n, unsigned m, unsigned lo,
+                    const unsigned *len)
+{
+    sort_many_ctx ctx = {.all = all, .n = n, .m = m, .lo = lo, .len = len};
+    atomic_init(&ctx.next, 0);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned nt = cpus > 1 ? (unsigned)(cpus < 4 ? cpus : 4) : 1;
+    if (nt > m)
+        nt = m;
+    if (n < 65536) /* not worth a thread */
+        nt = 1;
+    sort_worker w[4] = {{&ctx, tmp, 0}};
+    unsigned started = 1;
+    for (unsigned t = 1; t < nt; t++) {
+        w[t].ctx = &ctx;
+        w[t].tmp = malloc(n * sizeof *w[t].tmp);
+        if (!w[t].tmp)
+            break;
+        if (pthread_create(&w[t].th, NULL, sort_many_run, &w[t])) {
+            free(w[t].tmp);
+            break;
+        }
+        started++;
+    }
+    sort_many_run(&w[0]);
+    for (unsigned t = 1; t < started; t++) {
+        pthread_join(w[t].th, NULL);
+        free(w[t].tmp);
+    }
 }
 
 /* ---- listing and mapping ---- */

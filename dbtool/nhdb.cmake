@@ -5,7 +5,7 @@ add_library(nh_db STATIC
   ${CMAKE_CURRENT_LIST_DIR}/db_query.c
   ${CMAKE_CURRENT_LIST_DIR}/db_mih.c)
 target_include_directories(nh_db PUBLIC ${CMAKE_CURRENT_LIST_DIR}/include)
-target_link_libraries(nh_db PUBLIC nh_core PRIVATE nh_flags PkgConfig::LMDB PkgConfig::XXHASH)
+target_link_libraries(nh_db PUBLIC nh_core Threads::Threads PRIVATE nh_flags PkgConfig::LMDB PkgConfig::XXHASH)
 # Static consumers need LMDB and xxHash at link time.
 target_link_libraries(nh_db INTERFACE PkgConfig::LMDB PkgConfig::XXHASH m)
 
