@@ -255,7 +255,7 @@ static void make_query(uint8_t *q, const hashset *s, int near)
  * `batch` (0: random sizes, many MIH runs and merges; SIZE_MAX: three batches). */
 static void check_search_b(const nh_db_create_opts *o, nh_db_kind_type type, size_t n,
                            int clustered, unsigned nq, unsigned mih_max_radius, unsigned step,
-                           size_t batch)
+                           size_t batch, unsigned max_radius)
 {
     tdir t;
     tdir_make(&t);
@@ -286,7 +286,7 @@ static void check_search_b(const nh_db_create_opts *o, nh_db_kind_type type, siz
     for (unsigned qi = 0; qi < nq; qi++) {
         uint8_t q[32];
         make_query(q, &s, qi % 3 != 2);
-        for (unsigned r = 0; r <= bits; r += (r < 24 ? 1 : step)) {
+        for (unsigned r = 0; r <= bits && r <= max_radius; r += (r < 24 ? 1 : step)) {
             size_t nw = brute(&s, q, r, base, want);
             static const nh_db_method methods[] = {NH_DB_METHOD_AUTO, NH_DB_METHOD_LINEAR,
                                                    NH_DB_METHOD_MIH};
@@ -334,20 +334,28 @@ static void check_search_b(const nh_db_create_opts *o, nh_db_kind_type type, siz
 static void check_search(const nh_db_create_opts *o, nh_db_kind_type type, size_t n, int clustered,
                          unsigned nq, unsigned mih_max_radius, unsigned step)
 {
-    check_search_b(o, type, n, clustered, nq, mih_max_radius, step, SIZE_MAX);
+    check_search_b(o, type, n, clustered, nq, mih_max_radius, step, SIZE_MAX, UINT32_MAX);
 }
 
 /* Many small batches of random sizes: the runs are merged over and over. */
 static void test_mih_many_batches_96(void **state)
 {
     (void)state;
-    check_search_b(NULL, NH_DB_KIND_NEURAL, 6000, 1, 8, 15, 1, 0);
+    check_search_b(NULL, NH_DB_KIND_NEURAL, 6000, 1, 8, 15, 1, 0, UINT32_MAX);
 }
 
 static void test_mih_many_batches_256(void **state)
 {
     (void)state;
-    check_search_b(NULL, NH_DB_KIND_PDQ, 3000, 1, 4, 35, 5, 0);
+    check_search_b(NULL, NH_DB_KIND_PDQ, 3000, 1, 4, 35, 5, 0, UINT32_MAX);
+}
+
+/* 1.1M entries in two batches: runs of more than one part (2^20 postings each), a merge that
+ * reads across part boundaries, and the commit's multi-threaded sort (batches >= 65536). */
+static void test_mih_multipart_runs(void **state)
+{
+    (void)state;
+    check_search_b(NULL, NH_DB_KIND_NEURAL, 1100000, 1, 3, 12, 1, 600000, 12);
 }
 
 static void test_mih_random_96(void **state)
@@ -1017,6 +1025,7 @@ int main(void)
         cmocka_unit_test(test_mih_random_256_m9),
         cmocka_unit_test(test_mih_many_batches_96),
         cmocka_unit_test(test_mih_many_batches_256),
+        cmocka_unit_test(test_mih_multipart_runs),
         cmocka_unit_test(test_dedupe_and_digest),
         cmocka_unit_test(test_verify_detects_damage),
         cmocka_unit_test(test_upgrade_v1),
