@@ -485,7 +485,7 @@ int nhdb_runs_add(MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigned s, unsigned 
         free(meta);
         return MDB_CORRUPTED; /* 2^32 runs written: cannot happen before the ordinals run out */
     }
-    run_writer w;
+    run_writer w = {0};
     run_src *src = calloc(t + 1, sizeof *src);
     if (!src || writer_begin(&w, txn, dbi, kid, s, len, no, total)) {
         free(src);

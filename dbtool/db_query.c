@@ -221,8 +221,17 @@ static nh_status load_chunks(nh_db_reader *rd, nhdb_kind_info *k, nh_error *err)
             if (!all) {
                 if (!rc)
                     nhdb_runs_unmap(v, nv);
-                for (unsigned t = s + 1; t <= k->m; t++)
-                    k->run_off[t] = k->run_off[s];
+                nhdb_runs_unmap(k->runs, k->run_off[s]);
+                free(k->run_off);
+                free(k->chunks);
+                free(k->occ);
+                free(k->occ_loaded);
+                k->runs = NULL;
+                k->run_off = NULL;
+                k->chunks = NULL;
+                k->occ = NULL;
+                k->occ_loaded = NULL;
+                k->occ_cps = 0;
                 return rc == -1 || !rc
                            ? nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, rd->db->path, "runs")
                            : nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_MDB, rc, rd->db->path,
