@@ -88,14 +88,11 @@ int nhdb_txn_begin(nh_db *db, unsigned flags, MDB_txn **txn)
     return rc;
 }
 
-void nhdb_dedupe_key(uint8_t key[NHDB_DEDUPE_KEY], uint32_t kind_id, const uint8_t *hash,
-                     unsigned hb, const char *src, size_t src_len)
+uint64_t nhdb_dedupe_hash(const uint8_t *hash, unsigned hb, const char *src, size_t src_len)
 {
     /* The hash length is fixed per kind, so seeding the source hash with the hash of the hash
      * binds both; a collision is resolved by comparing the stored entry. */
-    uint64_t h = XXH3_64bits_withSeed(src, src_len, XXH3_64bits(hash, hb));
-    nhdb_put_be32(key, kind_id);
-    nhdb_put_be64(key + 4, h);
+    return XXH3_64bits_withSeed(src, src_len, XXH3_64bits(hash, hb));
 }
 
 /* ---- record codecs (docs/nhdb.md, "entries") ---- */
@@ -258,7 +255,6 @@ static nh_status open_tables(nh_db *db, MDB_txn *txn, unsigned create, nh_error 
     } t[] = {
         {"meta", 0, offsetof(nh_db, dbi_meta)},
         {"entries", 0, offsetof(nh_db, dbi_entries)},
-        {"dedupe", MDB_DUPSORT | MDB_DUPFIXED, offsetof(nh_db, dbi_dedupe)},
         {"mihrun", 0, offsetof(nh_db, dbi_mih)},
         {"packed", 0, offsetof(nh_db, dbi_packed)},
         {"digest", MDB_DUPSORT | MDB_DUPFIXED, offsetof(nh_db, dbi_digest)},
@@ -277,7 +273,8 @@ static nh_status open_tables(nh_db *db, MDB_txn *txn, unsigned create, nh_error 
 }
 
 /* Schema 1 -> 2: the dup-sorted `mih` table (one row per entry and substring) becomes one
- * MIH run per kind and substring, built from the packed arrays; everything else is unchanged.
+ * MIH run per kind and substring, built from the packed arrays, and the dup-sorted `dedupe`
+ * table one dedupe run per kind, built from the entry records; everything else is unchanged.
  * One write transaction: a crash leaves the version 1 database as it was. */
 static int upgrade_attempt(nh_db *db, nh_error *err)
 {
@@ -340,6 +337,66 @@ static int upgrade_attempt(nh_db *db, nh_error *err)
             if (rc == -1)
                 nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "upgrade");
         }
+    }
+    /* The dedupe keys' top 32 bits, from the entry records, as each kind's dedupe runs. */
+    if (!rc) {
+        MDB_dbi entries, dedupe;
+        MDB_cursor *c = NULL;
+        uint32_t **top = calloc(nk + 1, sizeof *top);
+        rc = top ? 0 : -1;
+        for (size_t ki = 0; ki < nk && !rc; ki++)
+            if (!(top[ki] = malloc((kinds[ki].count + 1) * sizeof **top)))
+                rc = -1;
+        if (!rc && !(rc = mdb_dbi_open(txn, "entries", 0, &entries)) &&
+            !(rc = mdb_dbi_open(txn, "dedupe", MDB_DUPSORT | MDB_DUPFIXED, &dedupe)) &&
+            !(rc = mdb_cursor_open(txn, entries, &c))) {
+            MDB_val key, v;
+            for (rc = mdb_cursor_get(c, &key, &v, MDB_FIRST); rc == 0;
+                 rc = mdb_cursor_get(c, &key, &v, MDB_NEXT)) {
+                nh_db_record r;
+                size_t ki = 0;
+                if (nhdb_rec_decode(&key, &v, &r)) {
+                    rc = MDB_CORRUPTED;
+                    break;
+                }
+                while (ki < nk && kinds[ki].id != (uint32_t)(r.id >> NHDB_ORD_BITS))
+                    ki++;
+                uint64_t ord = r.id & NHDB_ORD_MASK;
+                if (ki == nk || ord >= kinds[ki].count || r.bits != kinds[ki].bits) {
+                    rc = MDB_CORRUPTED;
+                    break;
+                }
+                top[ki][ord] = (uint32_t)(nhdb_dedupe_hash(r.hash, kinds[ki].hb, r.source,
+                                                           strlen(r.source)) >>
+                                          32);
+            }
+            mdb_cursor_close(c);
+            if (rc == MDB_NOTFOUND)
+                rc = 0;
+            for (size_t ki = 0; ki < nk && !rc; ki++) {
+                const nhdb_kind_info *k = &kinds[ki];
+                free(a);
+                free(tmp);
+                a = malloc((k->count + 1) * sizeof *a);
+                tmp = malloc((k->count + 1) * sizeof *tmp);
+                if (!a || !tmp) {
+                    rc = -1;
+                    break;
+                }
+                for (uint64_t j = 0; j < k->count; j++)
+                    a[j] = (uint64_t)top[ki][j] << 32 | j;
+                nhdb_sort_bits(a, tmp, k->count, 32, NHDB_DEDUPE_LEN);
+                rc = nhdb_runs_add(txn, runs, k->id, NHDB_DEDUPE_S, NHDB_DEDUPE_LEN, a, k->count,
+                                   0);
+            }
+            if (!rc)
+                rc = mdb_drop(txn, dedupe, 1);
+        }
+        for (size_t ki = 0; top && ki < nk; ki++)
+            free(top[ki]);
+        free(top);
+        if (rc == -1)
+            nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "upgrade");
     }
     if (!rc && !(rc = mdb_drop(txn, old, 1))) {
         uint8_t rec[16];
@@ -850,21 +907,6 @@ static nhdb_kind_info *kind_find(nhdb_kind_info *k, size_t n, const nh_db_kind *
     return NULL;
 }
 
-/* Put with the cheapest flag the sorted order allows. */
-static int put_sorted(MDB_cursor *cur, MDB_val *k, MDB_val *v, int *append_ok, MDB_val *last_key)
-{
-    if (*append_ok) {
-        if (!last_key->mv_data || (k->mv_size == last_key->mv_size &&
-                                   memcmp(k->mv_data, last_key->mv_data, k->mv_size) > 0)) {
-            int rc = mdb_cursor_put(cur, k, v, MDB_APPEND);
-            if (rc != MDB_KEYEXIST)
-                return rc;
-        }
-        *append_ok = 0;
-    }
-    return mdb_cursor_put(cur, k, v, 0);
-}
-
 /* Last key of a table, or mv_data NULL when empty (copied into buf). */
 static int table_last(MDB_txn *txn, MDB_dbi dbi, MDB_val *out, uint8_t *buf, size_t cap)
 {
@@ -912,6 +954,7 @@ typedef struct commit_ctx {
     size_t items_cap;
     uint64_t *ids;     /* per pending entry: assigned id, or UINT64_MAX when skipped */
     uint32_t *kind_of; /* per pending entry: index into kinds */
+    uint32_t *keyhi;   /* per pending entry: top 32 bits of its dedupe key */
     uint8_t *chunk_buf;
     digest_item *digs;
 } commit_ctx;
@@ -1009,14 +1052,16 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
     }
 
     prof_mark(&pf, "kinds");
-    /* Dedupe: sort by (kind, key hash, batch index), compare groups with the table. */
+    /* Dedupe: sort by (kind, key, batch index); equal keys within the batch are compared entry
+     * by entry, and each key's top 32 bits are looked up in its kind's dedupe runs (mapped
+     * now, before this transaction writes anything, so the pointers hold). */
     for (size_t i = 0; i < n; i++) {
         const nhdb_pending *p = &db->pend[i];
         const nhdb_kind_info *k = &kinds[cc->kind_of[i]];
-        uint8_t dk[NHDB_DEDUPE_KEY];
-        nhdb_dedupe_key(dk, k->id, p->hash, k->hb, db->arena + p->src_off, p->src_len);
-        cc->items[i].key = nhdb_get_be64(dk + 4);
+        uint64_t h = nhdb_dedupe_hash(p->hash, k->hb, db->arena + p->src_off, p->src_len);
+        cc->items[i].key = h;
         cc->items[i].aux = (uint64_t)k->id << 40 | i;
+        cc->keyhi[i] = (uint32_t)(h >> 32);
     }
     /* By the key's top 32 bits, then insertion into full order (keys are hashes: equal top
      * halves are rare), then by kind; every step stable, so batch order within a key. */
@@ -1032,72 +1077,79 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
     }
     radix_sort(cc->items, cc->tmp, n, 1, 5, 7);
     prof_mark(&pf, "dedupe-sort");
-    CHECK(mdb_cursor_open(txn, db->dbi_dedupe, &cur), "dedupe cursor");
     for (size_t i = 0; i < n; i++)
         cc->ids[i] = 0;
-    uint8_t dlastbuf[64];
-    MDB_val dlast;
-    CHECK(table_last(txn, db->dbi_dedupe, &dlast, dlastbuf, sizeof dlastbuf), "dedupe last");
-    for (size_t g = 0; g < n;) {
-        size_t e = g + 1;
-        while (e < n && cc->items[e].key == cc->items[g].key &&
-               (cc->items[e].aux >> 40) == (cc->items[g].aux >> 40))
-            e++;
-        uint8_t dk[NHDB_DEDUPE_KEY];
-        nhdb_put_be32(dk, (uint32_t)(cc->items[g].aux >> 40));
-        nhdb_put_be64(dk + 4, cc->items[g].key);
-        MDB_val k = {NHDB_DEDUPE_KEY, dk}, v;
-        int found = MDB_NOTFOUND; /* keys past the table's last need no lookup */
-        if (dlast.mv_data && (dlast.mv_size != NHDB_DEDUPE_KEY ||
-                              memcmp(dk, dlast.mv_data, NHDB_DEDUPE_KEY) <= 0))
-            found = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
-        if (found && found != MDB_NOTFOUND)
-            CHECK(found, "dedupe lookup");
-        if (e == g + 1 && found == MDB_NOTFOUND) {
-            g = e; /* alone in the batch and new: kept (ids[pi] stays 0) */
-            continue;
-        }
-        for (size_t j = g; j < e; j++) {
-            size_t pi = (size_t)(cc->items[j].aux & NHDB_ORD_MASK);
-            const nhdb_pending *p = &db->pend[pi];
-            unsigned hb = kinds[cc->kind_of[pi]].hb;
-            int dup = 0;
-            for (size_t q = g; q < j && !dup; q++) {
-                size_t qi = (size_t)(cc->items[q].aux & NHDB_ORD_MASK);
-                const nhdb_pending *o = &db->pend[qi];
-                if (cc->ids[qi] == 0 && memcmp(o->hash, p->hash, hb) == 0 &&
-                    o->src_len == p->src_len &&
-                    memcmp(db->arena + o->src_off, db->arena + p->src_off, p->src_len) == 0)
-                    dup = 1;
-            }
-            if (!dup && found == 0) {
-                MDB_cursor *dc;
-                CHECK(mdb_cursor_open(txn, db->dbi_dedupe, &dc), "dedupe cursor");
-                MDB_val k2 = {NHDB_DEDUPE_KEY, dk}, v2;
-                int r2 = mdb_cursor_get(dc, &k2, &v2, MDB_SET_KEY);
-                while (r2 == 0 && !dup) {
-                    int same = 0;
-                    rc = same_entry_db(txn, db, nhdb_get_be64(v2.mv_data), p, hb, &same);
-                    if (rc) {
-                        mdb_cursor_close(dc);
-                        where = "dedupe entry";
-                        goto fail;
-                    }
-                    dup = same;
-                    r2 = mdb_cursor_get(dc, &k2, &v2, MDB_NEXT_DUP);
+    {
+        nhdb_run_view **dv = calloc(nk + 1, sizeof *dv);
+        size_t *dn = calloc(nk + 1, sizeof *dn);
+        uint64_t cand0[64], *cand = cand0;
+        size_t cand_cap = sizeof cand0 / sizeof cand0[0];
+        rc = dv && dn ? 0 : -1;
+        for (size_t ki = 0; ki < nk && !rc; ki++)
+            if (kinds[ki].count)
+                rc = nhdb_runs_map(txn, db->dbi_mih, kinds[ki].id, NHDB_DEDUPE_S, NHDB_DEDUPE_LEN,
+                                   &dv[ki], &dn[ki]);
+        for (size_t g = 0; g < n && !rc;) {
+            size_t e = g + 1;
+            while (e < n && cc->items[e].key == cc->items[g].key &&
+                   (cc->items[e].aux >> 40) == (cc->items[g].aux >> 40))
+                e++;
+            size_t ki = cc->kind_of[cc->items[g].aux & NHDB_ORD_MASK];
+            uint32_t top = (uint32_t)(cc->items[g].key >> 32);
+            size_t nc = dn[ki] ? nhdb_runs_lookup(dv[ki], dn[ki], top, cand, cand_cap) : 0;
+            if (nc > cand_cap) { /* many stored keys share these 32 bits: rare, or contrived */
+                uint64_t *nb = realloc(cand == cand0 ? NULL : cand, nc * sizeof *nb);
+                if (!nb) {
+                    rc = -1;
+                    break;
                 }
-                mdb_cursor_close(dc);
+                cand = nb;
+                cand_cap = nc;
+                nhdb_runs_lookup(dv[ki], dn[ki], top, cand, cand_cap);
             }
-            cc->ids[pi] = dup ? UINT64_MAX : 0;
+            if (e == g + 1 && nc == 0) {
+                g = e; /* alone in the batch and new: kept (ids[pi] stays 0) */
+                continue;
+            }
+            for (size_t j = g; j < e && !rc; j++) {
+                size_t pi = (size_t)(cc->items[j].aux & NHDB_ORD_MASK);
+                const nhdb_pending *p = &db->pend[pi];
+                unsigned hb = kinds[ki].hb;
+                int dup = 0;
+                for (size_t q = g; q < j && !dup; q++) {
+                    size_t qi = (size_t)(cc->items[q].aux & NHDB_ORD_MASK);
+                    const nhdb_pending *o = &db->pend[qi];
+                    if (cc->ids[qi] == 0 && memcmp(o->hash, p->hash, hb) == 0 &&
+                        o->src_len == p->src_len &&
+                        memcmp(db->arena + o->src_off, db->arena + p->src_off, p->src_len) == 0)
+                        dup = 1;
+                }
+                for (size_t c = 0; c < nc && !dup && !rc; c++)
+                    rc = same_entry_db(txn, db, (uint64_t)kinds[ki].id << 40 | cand[c], p, hb, &dup);
+                cc->ids[pi] = dup ? UINT64_MAX : 0;
+            }
+            g = e;
         }
-        g = e;
+        for (size_t ki = 0; ki < nk && dv; ki++)
+            if (dv[ki])
+                nhdb_runs_unmap(dv[ki], dn[ki]);
+        if (cand != cand0)
+            free(cand);
+        free(dv);
+        free(dn);
+        if (rc == -1) {
+            nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "dedupe");
+            mdb_txn_abort(txn);
+            free(kinds);
+            return -1;
+        }
+        if (rc) {
+            where = "dedupe lookup";
+            goto fail;
+        }
     }
     prof_mark(&pf, "dedupe-lookup");
     /* Assign ids in batch order. */
-    int one_kind = 1;
-    for (size_t i = 1; i < n && one_kind; i++)
-        one_kind = cc->kind_of[i] == cc->kind_of[0];
-    uint64_t first_id = n ? (uint64_t)kinds[cc->kind_of[0]].id << 40 | kinds[cc->kind_of[0]].count : 0;
     for (size_t i = 0; i < n; i++) {
         if (cc->ids[i] == UINT64_MAX) {
             n_skipped++;
@@ -1108,37 +1160,6 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         k->dirty = 1;
         n_added++;
     }
-    /* Dedupe rows, in sorted key order (ids ascend within a key). */
-    {
-        uint8_t lastbuf[64];
-        MDB_val last;
-        CHECK(table_last(txn, db->dbi_dedupe, &last, lastbuf, sizeof lastbuf), "dedupe last");
-        int app = 1;
-        /* A batch of one kind with nothing skipped (a bulk build) has id = first + index; else
-         * the ids are read in key order, i.e. at random: prefetched. */
-        int direct = one_kind && n_skipped == 0;
-        for (size_t j = 0; j < n; j++) {
-            size_t pi = (size_t)(cc->items[j].aux & NHDB_ORD_MASK);
-            uint64_t id = first_id + pi;
-            if (!direct) {
-                if (j + 16 < n)
-                    __builtin_prefetch(&cc->ids[cc->items[j + 16].aux & NHDB_ORD_MASK]);
-                id = cc->ids[pi];
-                if (id == UINT64_MAX)
-                    continue;
-            }
-            uint8_t dk[NHDB_DEDUPE_KEY], idb[8];
-            nhdb_put_be32(dk, (uint32_t)(cc->items[j].aux >> 40));
-            nhdb_put_be64(dk + 4, cc->items[j].key);
-            nhdb_put_be64(idb, id);
-            MDB_val k = {NHDB_DEDUPE_KEY, dk}, v = {8, idb};
-            CHECK(put_sorted(cur, &k, &v, &app, &last), "dedupe put");
-        }
-    }
-    mdb_cursor_close(cur);
-    cur = NULL;
-
-    prof_mark(&pf, "dedupe-rows");
     /* Entries, in id order: batch order is id order within a kind. */
     {
         CHECK(mdb_cursor_open(txn, db->dbi_entries, &cur), "entries cursor");
@@ -1224,12 +1245,11 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
 
     prof_mark(&pf, "packed");
 
-    /* MIH: per kind and substring, the batch's postings sorted by value (ordinal order is
-     * kept: the sort is stable) and added as a run; then the occupancy bitmaps. */
+    /* MIH and dedupe runs: per kind, the batch's postings of each substring, and of the top 32
+     * bits of each dedupe key (list m), sorted by value (stably: ordinal order within a value)
+     * and added as runs; then the occupancy bitmaps. */
     for (size_t ki = 0; ki < nk; ki++) {
         const nhdb_kind_info *k = &kinds[ki];
-        if (!k->m)
-            continue;
         size_t na = 0;
         uint64_t first = 0;
         for (size_t i = 0; i < n; i++)
@@ -1240,21 +1260,23 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
             }
         if (!na)
             continue;
-        /* One pass over the batch extracts every substring: a[s * na + j] */
-        uint64_t *all = malloc((size_t)k->m * na * sizeof *all), *tmp = (uint64_t *)cc->tmp;
+        /* One pass over the batch extracts every list's values: all[s * na + j] */
+        uint64_t *all = malloc((size_t)(k->m + 1) * na * sizeof *all), *tmp = (uint64_t *)cc->tmp;
         if (!all) {
             nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "MIH postings");
             mdb_txn_abort(txn);
             free(kinds);
             return -1;
         }
+        unsigned st0[65], sl[65];
+        for (unsigned s = 0; s < k->m; s++) {
+            st0[s] = nhdb_sub_start(k->bits, k->m, s);
+            sl[s] = nhdb_sub_len(k->bits, k->m, s);
+        }
+        sl[k->m] = NHDB_DEDUPE_LEN;
         {
-            unsigned st0[64], sl[64];
-            for (unsigned s = 0; s < k->m; s++) {
-                st0[s] = nhdb_sub_start(k->bits, k->m, s);
-                sl[s] = nhdb_sub_len(k->bits, k->m, s);
-            }
             size_t j = 0;
+            uint64_t *dd = all + (size_t)k->m * na;
             for (size_t i = 0; i < n; i++)
                 if (cc->ids[i] != UINT64_MAX && cc->kind_of[i] == ki) {
                     /* the hash as big-endian 64-bit words; substring s spans at most two */
@@ -1268,21 +1290,18 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
                         uint64_t x = off ? w[wi] << off | w[wi + 1] >> (64 - off) : w[wi];
                         all[s * na + j] = (x >> (64 - sl[s])) << 32 | j;
                     }
+                    dd[j] = (uint64_t)cc->keyhi[i] << 32 | j;
                     j++;
                 }
         }
         prof_mark(&pf, "mih-extract");
-        {
-            unsigned sl[64];
-            for (unsigned s = 0; s < k->m; s++)
-                sl[s] = nhdb_sub_len(k->bits, k->m, s);
-            nhdb_sort_many(all, tmp, na, k->m, 32, sl);
-            prof_mark(&pf, "mih-sort");
-        }
-        for (unsigned s = 0; s < k->m; s++) {
-            unsigned len = nhdb_sub_len(k->bits, k->m, s);
+        nhdb_sort_many(all, tmp, na, k->m + 1, 32, sl);
+        prof_mark(&pf, "mih-sort");
+        for (unsigned s = 0; s <= k->m; s++) {
+            unsigned len = sl[s];
             uint64_t *a = all + s * na;
-            rc = nhdb_runs_add(txn, db->dbi_mih, k->id, s, len, a, na, first);
+            rc = nhdb_runs_add(txn, db->dbi_mih, k->id, s < k->m ? s : NHDB_DEDUPE_S, len, a, na,
+                               first);
             if (rc == -1) {
                 nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "MIH run");
                 free(all);
@@ -1295,9 +1314,9 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
                 where = "mih run";
                 goto fail;
             }
-            prof_mark(&pf, "mih-runs");
+            prof_mark(&pf, "runs");
             /* Occupancy bitmaps: the values are sorted, so each chunk is rewritten once. */
-            if (!nhdb_occ_eligible(len))
+            if (s == k->m || !nhdb_occ_eligible(len))
                 continue;
             for (size_t q = 0; q < na;) {
                 uint32_t chunk = (uint32_t)(a[q] >> 32) >> NHDB_OCC_SHIFT;
@@ -1432,9 +1451,10 @@ nh_status nh_db_batch_commit(nh_db *db, uint64_t *added, uint64_t *skipped, nh_e
     cc.tmp = malloc(cc.items_cap * sizeof *cc.tmp);
     cc.ids = malloc((n + 1) * sizeof *cc.ids);
     cc.kind_of = malloc((n + 1) * sizeof *cc.kind_of);
+    cc.keyhi = malloc((n + 1) * sizeof *cc.keyhi);
     cc.chunk_buf = malloc((size_t)NHDB_CHUNK * NH_DB_HASH_MAX);
     cc.digs = malloc((2 * n + 1) * sizeof *cc.digs);
-    if (!cc.items || !cc.tmp || !cc.ids || !cc.kind_of || !cc.chunk_buf || !cc.digs) {
+    if (!cc.items || !cc.tmp || !cc.ids || !cc.kind_of || !cc.keyhi || !cc.chunk_buf || !cc.digs) {
         st = nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "commit buffers");
         goto cleanup;
     }
@@ -1498,6 +1518,7 @@ cleanup:
     free(cc.tmp);
     free(cc.ids);
     free(cc.kind_of);
+    free(cc.keyhi);
     free(cc.chunk_buf);
     free(cc.digs);
     nh_db_batch_abort(db);
@@ -1564,16 +1585,20 @@ nh_status nh_db_stats_get(nh_db *db, nh_db_stats *out, nh_error *err)
     out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * es.ms_psize;
     out->digests = table_rows(txn, db->dbi_digest);
     for (size_t i = 0; i < nk; i++)
-        for (unsigned sub = 0; sub < kinds[i].m; sub++) {
+        for (unsigned sub = 0; sub <= kinds[i].m; sub++) {
             nhdb_run_meta *rm;
             size_t nr;
-            if ((rc = nhdb_runs_list(txn, db->dbi_mih, kinds[i].id, sub, &rm, &nr))) {
+            unsigned sid = sub < kinds[i].m ? sub : NHDB_DEDUPE_S;
+            if ((rc = nhdb_runs_list(txn, db->dbi_mih, kinds[i].id, sid, &rm, &nr))) {
                 st = rc == -1 ? nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "stats")
                               : nhdb_mdb_error(err, rc, db->path, "MIH runs");
                 goto cleanup;
             }
-            out->mih_runs += nr;
-            for (size_t r = 0; r < nr; r++)
+            if (sub == kinds[i].m)
+                out->dedupe_runs += nr;
+            else
+                out->mih_runs += nr;
+            for (size_t r = 0; r < nr && sub < kinds[i].m; r++)
                 out->mih_rows += rm[r].n;
             free(rm);
         }
@@ -1616,7 +1641,7 @@ static int has_pair(MDB_cursor *c, const void *key, size_t kl, uint64_t id)
  * well-formed runs, no run row is stray, and the occupancy bitmaps hold exactly the values
  * present. Problems go to vs; returns an MDB rc or -1 (memory) for failures to read. */
 static int verify_mih(nh_db *db, MDB_txn *txn, const nhdb_kind_info *kinds, size_t nk,
-                      verify_state *vs)
+                      uint32_t *const *dtop, verify_state *vs)
 {
     uint64_t want_rows = 0, want_bits = 0, bits = 0;
     int rc = 0;
@@ -1641,21 +1666,27 @@ static int verify_mih(nh_db *db, MDB_txn *txn, const nhdb_kind_info *kinds, size
                 v.mv_size == (want > NHDB_CHUNK ? NHDB_CHUNK : want) * k->hb)
                 chunks[c] = v.mv_data;
         }
-        for (unsigned s = 0; s < k->m && !rc; s++) {
-            unsigned st0 = nhdb_sub_start(k->bits, k->m, s), len = nhdb_sub_len(k->bits, k->m, s);
+        /* lists 0..m-1: the substrings; list m: the dedupe keys' top 32 bits */
+        for (unsigned s = 0; s <= k->m && !rc; s++) {
+            int ded = s == k->m;
+            unsigned sid = ded ? NHDB_DEDUPE_S : s;
+            unsigned st0 = ded ? 0 : nhdb_sub_start(k->bits, k->m, s);
+            unsigned len = ded ? NHDB_DEDUPE_LEN : nhdb_sub_len(k->bits, k->m, s);
+            const char *what = ded ? "dedupe" : "MIH";
             nhdb_run_view *runs = NULL;
             size_t nr = 0;
-            rc = nhdb_runs_map(txn, db->dbi_mih, kid, s, len, &runs, &nr);
+            rc = nhdb_runs_map(txn, db->dbi_mih, kid, sid, len, &runs, &nr);
             if (rc == MDB_CORRUPTED) {
-                problem(vs, "kind %u: MIH runs of substring %u are damaged (a header, "
-                        "directory or part is missing or has the wrong size)", kid, s);
+                problem(vs, "kind %u: %s runs of list %u are damaged (a header, directory or "
+                        "part is missing or has the wrong size)", kid, what, s);
                 rc = 0;
                 continue;
             }
             if (rc)
                 break;
-            uint8_t *occ = nhdb_occ_eligible(len) ? calloc((size_t)1 << (len - 3), 1) : NULL;
-            if (nhdb_occ_eligible(len) && !occ) {
+            int want_occ = !ded && nhdb_occ_eligible(len);
+            uint8_t *occ = want_occ ? calloc((size_t)1 << (len - 3), 1) : NULL;
+            if (want_occ && !occ) {
                 nhdb_runs_unmap(runs, nr);
                 rc = -1;
                 break;
@@ -1688,27 +1719,29 @@ static int verify_mih(nh_db *db, MDB_txn *txn, const nhdb_kind_info *kinds, size
                     prev_ord = ord;
                     seen[ord >> 3] |= (uint8_t)(1u << (ord & 7));
                     const uint8_t *h = chunks[ord >> NHDB_CHUNK_SHIFT];
-                    if (h && nhdb_sub_extract(h + (ord & (NHDB_CHUNK - 1)) * k->hb, st0, len) !=
-                                 val) {
-                        problem(vs, "kind %u: substring %u posting of ordinal %llu holds a value "
-                                "its hash does not have", kid, s, (unsigned long long)ord);
+                    if (ded ? dtop[ki] && dtop[ki][ord] != val
+                            : h && nhdb_sub_extract(h + (ord & (NHDB_CHUNK - 1)) * k->hb, st0,
+                                                    len) != val) {
+                        problem(vs, "kind %u: %s list %u: the posting of ordinal %llu holds a "
+                                "value its entry does not have", kid, what, s,
+                                (unsigned long long)ord);
                     }
                     if (occ)
                         occ[val >> 3] |= (uint8_t)(0x80 >> (val & 7));
                 }
                 if (bad)
-                    problem(vs, "kind %u: MIH run %zu of substring %u is out of order, repeats "
-                            "an entry or names one beyond the count", kid, r, s);
+                    problem(vs, "kind %u: %s run %zu of list %u is out of order, repeats an "
+                            "entry or names one beyond the count", kid, what, r, s);
             }
             for (uint64_t o = 0; o < k->count; o++)
                 if (!(seen[o >> 3] & (1u << (o & 7)))) {
-                    problem(vs, "entry %016llx is missing from the MIH runs of substring %u",
-                            (unsigned long long)((uint64_t)kid << NHDB_ORD_BITS | o), s);
+                    problem(vs, "entry %016llx is missing from the %s runs of list %u",
+                            (unsigned long long)((uint64_t)kid << NHDB_ORD_BITS | o), what, s);
                     break;
                 }
             if (total != k->count)
-                problem(vs, "kind %u: MIH runs of substring %u hold %llu postings for %llu "
-                        "entries", kid, s, (unsigned long long)total,
+                problem(vs, "kind %u: %s runs of list %u hold %llu postings for %llu entries",
+                        kid, what, s, (unsigned long long)total,
                         (unsigned long long)k->count);
             nhdb_runs_unmap(runs, nr);
             if (occ) {
@@ -1740,7 +1773,7 @@ static int verify_mih(nh_db *db, MDB_txn *txn, const nhdb_kind_info *kinds, size
     if (rc)
         return rc;
     if (table_rows(txn, db->dbi_mih) != want_rows)
-        problem(vs, "MIH run table has %llu rows, the runs account for %llu",
+        problem(vs, "MIH/dedupe run table has %llu rows, the runs account for %llu",
                 (unsigned long long)table_rows(txn, db->dbi_mih), (unsigned long long)want_rows);
     MDB_cursor *co;
     MDB_val k, v;
@@ -1761,7 +1794,8 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
 {
     nh_status st = NH_OK;
     MDB_txn *txn = NULL;
-    MDB_cursor *ce = NULL, *cd = NULL, *cg = NULL;
+    MDB_cursor *ce = NULL, *cg = NULL;
+    uint32_t **dtop = NULL;
     nhdb_kind_info *kinds = NULL;
     uint64_t *seen = NULL;
     size_t nk = 0;
@@ -1773,12 +1807,18 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
     if ((st = nhdb_kinds_load(db, txn, &kinds, &nk, err)))
         goto cleanup;
     seen = calloc(nk + 1, sizeof *seen);
-    if (!seen) {
+    dtop = calloc(nk + 1, sizeof *dtop);
+    for (size_t i = 0; dtop && i < nk; i++)
+        if (!(dtop[i] = calloc(kinds[i].count + 1, sizeof **dtop))) {
+            free(seen);
+            seen = NULL;
+            break;
+        }
+    if (!seen || !dtop) {
         st = nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "verify");
         goto cleanup;
     }
     if ((rc = mdb_cursor_open(txn, db->dbi_entries, &ce)) ||
-        (rc = mdb_cursor_open(txn, db->dbi_dedupe, &cd)) ||
         (rc = mdb_cursor_open(txn, db->dbi_digest, &cg))) {
         st = nhdb_mdb_error(err, rc, db->path, "open cursors");
         goto cleanup;
@@ -1842,11 +1882,10 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
         if (chunk && memcmp(chunk + (ord & (NHDB_CHUNK - 1)) * ki->hb, r.hash, ki->hb) != 0)
             problem(&vs, "kind %u: packed hash of ordinal %llu differs from its entry", kid,
                     (unsigned long long)ord);
-        /* dedupe row */
-        uint8_t dk[NHDB_DEDUPE_KEY];
-        nhdb_dedupe_key(dk, kid, r.hash, ki->hb, r.source, strlen(r.source));
-        if (!has_pair(cd, dk, sizeof dk, r.id))
-            problem(&vs, "entry %016llx has no dedupe row", (unsigned long long)r.id);
+        /* its dedupe key, checked against the dedupe runs below */
+        if (dtop[cur_kind] && ord < ki->count)
+            dtop[cur_kind][ord] =
+                (uint32_t)(nhdb_dedupe_hash(r.hash, ki->hb, r.source, strlen(r.source)) >> 32);
         /* digest rows */
         if (r.digest) {
             want_digest++;
@@ -1871,9 +1910,6 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
                     (unsigned long long)kinds[i].count, (unsigned long long)seen[i]);
         want_chunks += (kinds[i].count + NHDB_CHUNK - 1) >> NHDB_CHUNK_SHIFT;
     }
-    if (table_rows(txn, db->dbi_dedupe) != n_entries)
-        problem(&vs, "dedupe table has %llu rows for %llu entries",
-                (unsigned long long)table_rows(txn, db->dbi_dedupe), (unsigned long long)n_entries);
     if (table_rows(txn, db->dbi_digest) != want_digest)
         problem(&vs, "digest table has %llu rows, %llu expected",
                 (unsigned long long)table_rows(txn, db->dbi_digest),
@@ -1883,7 +1919,7 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
                 (unsigned long long)table_rows(txn, db->dbi_packed),
                 (unsigned long long)want_chunks);
     /* MIH runs and occupancy bitmaps, rebuilt from the runs and compared. */
-    if ((rc = verify_mih(db, txn, kinds, nk, &vs))) {
+    if ((rc = verify_mih(db, txn, kinds, nk, dtop, &vs))) {
         st = rc == -1 ? nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "verify")
                       : nhdb_mdb_error(err, rc, db->path, "verify MIH");
         goto cleanup;
@@ -1895,8 +1931,9 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
 cleanup:
     if (cg)
         mdb_cursor_close(cg);
-    if (cd)
-        mdb_cursor_close(cd);
+    for (size_t i = 0; dtop && i < nk; i++)
+        free(dtop[i]);
+    free(dtop);
     if (ce)
         mdb_cursor_close(ce);
     free(seen);

@@ -28,7 +28,9 @@
 #define NHDB_RUN_CHUNK (1u << NHDB_RUN_CHUNK_SHIFT) /* postings per run part */
 #define NHDB_RUN_HDR 16
 #define NHDB_RUN_VERSION 1
-#define NHDB_DEDUPE_KEY 12 /* kind(4) + xxh3-64(hash, source)(8) */
+#define NHDB_DEDUPE_S 255  /* run list "substring" index of a kind's dedupe keys */
+#define NHDB_DEDUPE_LEN 32 /* dedupe run values: the top 32 bits of the dedupe key */
+#define NHDB_DEDUPE_KEY 12 /* schema 1's dedupe table key: kind(4) + xxh3-64(hash, source)(8) */
 #define NHDB_OCC_SHIFT 16  /* substring values per occupancy chunk: 2^16 bits, 8 KiB */
 #define NHDB_OCC_BYTES ((1u << NHDB_OCC_SHIFT) / 8)
 #define NHDB_OCC_MIN_LEN 18 /* shorter substrings are too dense to be worth a bitmap */
@@ -67,7 +69,7 @@ typedef struct nhdb_run_view {
 
 struct nh_db {
     MDB_env *env;
-    MDB_dbi dbi_meta, dbi_entries, dbi_dedupe, dbi_mih, dbi_packed, dbi_digest, dbi_occ;
+    MDB_dbi dbi_meta, dbi_entries, dbi_mih, dbi_packed, dbi_digest, dbi_occ;
     /* dbi_mih is the run table `mihrun` (schema 2) */
     unsigned flags;
     unsigned neural_m, pdq_m;
@@ -228,6 +230,10 @@ int nhdb_runs_list(MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigned s, nhdb_run
 int nhdb_runs_map(MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigned s, unsigned len,
                   nhdb_run_view **views, size_t *n);
 void nhdb_runs_unmap(nhdb_run_view *views, size_t n);
+/* Ordinals of the postings of value val in runs v[0..nv): up to cap into ords; returns how
+ * many there are. */
+size_t nhdb_runs_lookup(const nhdb_run_view *v, size_t nv, uint32_t val, uint64_t *ords,
+                        size_t cap);
 /* Add the sorted postings a[0..n) (value << 32 | ordinal - first) of a new batch to (kind, s)
  * as a run, merging it with the newest stored runs while they are no larger than the result
  * (so run sizes at least double towards the oldest and a set of N postings keeps at most
@@ -254,8 +260,8 @@ nh_status nhdb_mdb_error(nh_error *err, int rc, const char *path, const char *wh
 /* Begin a transaction, adopting a map grown by another process. */
 int nhdb_txn_begin(nh_db *db, unsigned flags, MDB_txn **txn);
 unsigned nhdb_default_m(const nh_db *db, nh_db_kind_type type);
-/* Dedupe key of (kind, hash, source). */
-void nhdb_dedupe_key(uint8_t key[NHDB_DEDUPE_KEY], uint32_t kind_id, const uint8_t *hash,
-                     unsigned hb, const char *src, size_t src_len);
+/* Dedupe key of (hash, source) within a kind: XXH3-64 of the source seeded with XXH3-64 of
+ * the hash. */
+uint64_t nhdb_dedupe_hash(const uint8_t *hash, unsigned hb, const char *src, size_t src_len);
 
 #endif

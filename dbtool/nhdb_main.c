@@ -830,14 +830,15 @@ static int cmd_stats(int argc, char **argv)
     if (json)
         printf("{\"schema\":%u,\"entries\":%" PRIu64 ",\"map_bytes\":%" PRIu64
                ",\"used_bytes\":%" PRIu64 ",\"mih_rows\":%" PRIu64 ",\"mih_runs\":%" PRIu64
-               ",\"digest_rows\":%" PRIu64 ",\"kinds\":[",
+               ",\"dedupe_runs\":%" PRIu64 ",\"digest_rows\":%" PRIu64 ",\"kinds\":[",
                s.schema_version, s.entries, s.mapsize, s.used_bytes, s.mih_rows, s.mih_runs,
-               s.digests);
+               s.dedupe_runs, s.digests);
     else
         printf("schema %u\nentries %" PRIu64 "\nmap %" PRIu64 " bytes, %" PRIu64
-               " in use\nmih postings %" PRIu64 " in %" PRIu64 " runs\ndigest rows %" PRIu64 "\n",
+               " in use\nmih postings %" PRIu64 " in %" PRIu64 " runs\ndedupe runs %" PRIu64
+               "\ndigest rows %" PRIu64 "\n",
                s.schema_version, s.entries, s.mapsize, s.used_bytes, s.mih_rows, s.mih_runs,
-               s.digests);
+               s.dedupe_runs, s.digests);
     size_t nk = s.n_kinds < 64 ? s.n_kinds : 64;
     for (size_t i = 0; i < nk; i++) {
         const nh_db_kind_stats *k = &s.kinds[i];

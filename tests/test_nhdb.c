@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <lmdb.h>
+#include <xxhash.h>
 
 #include "nhdb/nhdb.h"
 
@@ -501,11 +502,63 @@ static void test_dedupe_and_digest(void **state)
     nh_db_close(db);
     assert_verified(t.path);
     assert_int_equal(mdb_stat_rows(t.path, "entries"), 15000);
-    assert_int_equal(mdb_stat_rows(t.path, "dedupe"), 15000);
     /* neural kinds have 4 MIH postings per entry, PDQ 12; every run here is a header and
-     * one part in the run table (as LMDB's mdb_stat counts it) */
+     * one part in the run table (as LMDB's mdb_stat counts it), and each of the 4 kinds has
+     * its dedupe runs there too */
     assert_int_equal(st.mih_rows, 4 * 9000 + 12 * 3000);
-    assert_int_equal(mdb_stat_rows(t.path, "mihrun"), (long)(2 * st.mih_runs));
+    assert_true(st.dedupe_runs >= 4);
+    assert_int_equal(mdb_stat_rows(t.path, "mihrun"), (long)(2 * (st.mih_runs + st.dedupe_runs)));
+    assert_int_equal(mdb_stat_rows(t.path, "dedupe"), -1); /* schema 1's table */
+    tdir_remove(&t);
+}
+
+static int u32_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Different entries whose dedupe keys share their top 32 bits (the values the dedupe runs
+ * keep) are all kept, across batches, and adding them all again adds nothing. */
+static void test_dedupe_key_collisions(void **state)
+{
+    (void)state;
+    tdir t;
+    tdir_make(&t);
+    nh_error err = {0};
+    nh_db *db = NULL;
+    hashset s;
+    rng = 7;
+    gen_set(&s, 12, 200000, 0);
+    /* the key nhdb uses (docs/nhdb.md): XXH3-64 of the source seeded with XXH3-64 of the hash;
+     * fill_db's sources are "src/<index>" */
+    uint32_t *top = malloc(s.n * sizeof *top);
+    assert_non_null(top);
+    for (size_t i = 0; i < s.n; i++) {
+        char src[32];
+        snprintf(src, sizeof src, "src/%zu", i);
+        top[i] = (uint32_t)(XXH3_64bits_withSeed(src, strlen(src), XXH3_64bits(s.h + i * 12, 12)) >>
+                            32);
+    }
+    qsort(top, s.n, sizeof *top, u32_cmp);
+    size_t pairs = 0;
+    for (size_t i = 1; i < s.n; i++)
+        pairs += top[i] == top[i - 1];
+    free(top);
+    assert_true(pairs >= 1); /* about 200000^2 / 2^33 = 4.7 expected */
+    nh_db_kind kind = {.type = NH_DB_KIND_NEURAL};
+    assert_int_equal(nh_db_open(t.path, NH_DB_OPEN_CREATE | NH_DB_OPEN_NOSYNC, NULL, &db, &err),
+                     NH_OK);
+    fill_db(db, &kind, &s, 70000);
+    nh_db_stats st;
+    assert_int_equal(nh_db_stats_get(db, &st, &err), NH_OK);
+    assert_int_equal(st.entries, s.n);
+    fill_db(db, &kind, &s, 200000); /* all again, in one batch */
+    assert_int_equal(nh_db_stats_get(db, &st, &err), NH_OK);
+    assert_int_equal(st.entries, s.n);
+    nh_db_close(db);
+    assert_verified(t.path);
+    free(s.h);
     tdir_remove(&t);
 }
 
@@ -556,7 +609,7 @@ static void test_verify_detects_damage(void **state)
     assert_int_equal(nh_db_open(t.path, NH_DB_OPEN_READONLY, NULL, &db, &err), NH_OK);
     assert_int_equal(nh_db_verify(db, &problems, &err), NH_ERR_FORMAT);
     assert_true(problems >= 1);
-    assert_non_null(strstr(err.msg, "substring 0"));
+    assert_non_null(strstr(err.msg, "MIH list 0"));
     nh_db_close(db);
     assert_int_equal(run_nhdb(NULL, NULL, "verify", t.path, NULL), 1);
 
@@ -621,7 +674,9 @@ static void test_upgrade_v1(void **state)
     assert_int_equal(st.schema_version, 2);
     assert_int_equal(st.entries, 800);
     assert_int_equal(st.mih_rows, 600 * 6 + 200 * 16);
-    assert_int_equal(mdb_stat_rows(db, "mih"), -1); /* the schema-1 table is gone */
+    assert_int_equal(mdb_stat_rows(db, "mih"), -1); /* the schema-1 tables are gone */
+    assert_int_equal(mdb_stat_rows(db, "dedupe"), -1);
+    assert_int_equal(st.dedupe_runs, 2);
 
     /* every stored hash as a query: MIH == scan at radii 0..12 */
     nh_db_reader *rd = NULL;
@@ -1027,6 +1082,7 @@ int main(void)
         cmocka_unit_test(test_mih_many_batches_256),
         cmocka_unit_test(test_mih_multipart_runs),
         cmocka_unit_test(test_dedupe_and_digest),
+        cmocka_unit_test(test_dedupe_key_collisions),
         cmocka_unit_test(test_verify_detects_damage),
         cmocka_unit_test(test_upgrade_v1),
         cmocka_unit_test(test_cli_round_trips),

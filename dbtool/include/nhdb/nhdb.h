@@ -179,6 +179,7 @@ typedef struct nh_db_stats {
     uint64_t digests;           /* rows of the digest index */
     uint64_t mih_rows;          /* postings of the MIH runs (entries x substrings) */
     uint64_t mih_runs;          /* MIH runs, all kinds and substrings */
+    uint64_t dedupe_runs;       /* dedupe-key runs, all kinds */
 } nh_db_stats;
 
 nh_status nh_db_stats_get(nh_db *db, nh_db_stats *out, nh_error *err);
