@@ -399,6 +399,8 @@ static int writer_end(run_writer *w)
 typedef struct run_src {
     uint32_t no;
     uint64_t n, i, slot;
+    uint32_t hv; /* value and ordinal of posting i (the merge's head) */
+    uint64_t ho;
     unsigned dir_bits, low_bits;
     uint64_t *dir;
     uint64_t *win;
@@ -532,8 +534,12 @@ int nhdb_runs_add(MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigned s, unsigned 
         for (size_t j = 0; j < n && !rc; j++)
             rc = writer_push(&w, (uint32_t)(a[j] >> 32), first + (a[j] & 0xffffffffu));
     } else {
-        /* k-way merge by (value, ordinal); the batch's ordinals exceed every stored one. */
+        /* k-way merge by (value, ordinal) over each source's head; the batch's ordinals
+         * exceed every stored one. */
         size_t ai = 0;
+        for (size_t j = 0; j < t && !rc; j++)
+            if (src[j].n)
+                rc = src_peek(&src[j], txn, dbi, kid, s, &src[j].hv, &src[j].ho);
         while (!rc) {
             uint32_t bv = 0;
             uint64_t bo = 0;
@@ -543,25 +549,21 @@ int nhdb_runs_add(MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigned s, unsigned 
                 bo = first + (a[ai] & 0xffffffffu);
                 best = -1;
             }
-            for (size_t j = 0; j < t && !rc; j++) {
-                if (src[j].i >= src[j].n)
-                    continue;
-                uint32_t v;
-                uint64_t o;
-                rc = src_peek(&src[j], txn, dbi, kid, s, &v, &o);
-                if (!rc && (best == -2 || v < bv || (v == bv && o < bo))) {
-                    bv = v;
-                    bo = o;
+            for (size_t j = 0; j < t; j++)
+                if (src[j].i < src[j].n &&
+                    (best == -2 || src[j].hv < bv || (src[j].hv == bv && src[j].ho < bo))) {
+                    bv = src[j].hv;
+                    bo = src[j].ho;
                     best = (int)j;
                 }
-            }
-            if (rc || best == -2)
+            if (best == -2)
                 break;
             if (best == -1)
                 ai++;
-            else
-                src[best].i++;
-            rc = writer_push(&w, bv, bo);
+            else if (++src[best].i < src[best].n)
+                rc = src_peek(&src[best], txn, dbi, kid, s, &src[best].hv, &src[best].ho);
+            if (!rc)
+                rc = writer_push(&w, bv, bo);
         }
     }
     if (!rc)
