@@ -1097,6 +1097,10 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
             size_t ki = cc->kind_of[cc->items[g].aux & NHDB_ORD_MASK];
             uint32_t top = (uint32_t)(cc->items[g].key >> 32);
             size_t nc = dn[ki] ? nhdb_runs_lookup(dv[ki], dn[ki], top, cand, cand_cap) : 0;
+            if (nc == SIZE_MAX) {
+                rc = MDB_CORRUPTED;
+                break;
+            }
             if (nc > cand_cap) { /* many stored keys share these 32 bits: rare, or contrived */
                 uint64_t *nb = realloc(cand == cand0 ? NULL : cand, nc * sizeof *nb);
                 if (!nb) {

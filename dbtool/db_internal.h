@@ -218,6 +218,34 @@ static inline uint64_t nhdb_run_posting(const nhdb_run_view *r, uint64_t i)
                          (i & (NHDB_RUN_CHUNK - 1)) * 8);
 }
 
+/* The postings of value val in run rv: [*first, *end). -1 when the run's directory points
+ * outside it. */
+static inline int nhdb_run_find(const nhdb_run_view *rv, uint32_t val, uint64_t *first,
+                                uint64_t *end)
+{
+    uint64_t slot = (uint64_t)val >> rv->low_bits;
+    uint64_t lo = nhdb_get_le64(rv->dir + slot * 8), hi = nhdb_get_le64(rv->dir + slot * 8 + 8);
+    if (lo > hi || hi > rv->n)
+        return -1;
+    uint64_t low = val & ((UINT64_C(1) << rv->low_bits) - 1);
+    uint64_t a = lo, b = hi; /* the value's first posting is in [a, b]: a slot is sorted */
+    while (b - a > 8) {
+        uint64_t mid = a + (b - a) / 2;
+        if ((nhdb_run_posting(rv, mid) >> NHDB_ORD_BITS) < low)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    while (a < hi && (nhdb_run_posting(rv, a) >> NHDB_ORD_BITS) < low)
+        a++;
+    b = a;
+    while (b < hi && (nhdb_run_posting(rv, b) >> NHDB_ORD_BITS) == low)
+        b++;
+    *first = a;
+    *end = b;
+    return 0;
+}
+
 /* ---- MIH runs (db_mih.c) ---- */
 typedef struct nhdb_run_meta {
     uint32_t no;
@@ -231,7 +259,7 @@ int nhdb_runs_map(MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigned s, unsigned 
                   nhdb_run_view **views, size_t *n);
 void nhdb_runs_unmap(nhdb_run_view *views, size_t n);
 /* Ordinals of the postings of value val in runs v[0..nv): up to cap into ords; returns how
- * many there are. */
+ * many there are, or SIZE_MAX when a run's directory is damaged. */
 size_t nhdb_runs_lookup(const nhdb_run_view *v, size_t nv, uint32_t val, uint64_t *ords,
                         size_t cap);
 /* Add the sorted postings a[0..n) (value << 32 | ordinal - first) of a new batch to (kind, s)

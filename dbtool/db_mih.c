@@ -273,30 +273,12 @@ size_t nhdb_runs_lookup(const nhdb_run_view *v, size_t nv, uint32_t val, uint64_
 {
     size_t found = 0;
     for (size_t r = 0; r < nv; r++) {
-        const nhdb_run_view *rv = &v[r];
-        uint64_t slot = (uint64_t)val >> rv->low_bits;
-        uint64_t lo = nhdb_get_le64(rv->dir + slot * 8), hi = nhdb_get_le64(rv->dir + slot * 8 + 8);
-        if (hi > rv->n)
-            hi = rv->n; /* verify reports it; a lookup only must not read past the run */
-        uint64_t low = val & ((UINT64_C(1) << rv->low_bits) - 1);
-        uint64_t a = lo, b = hi;
-        while (b - a > 8 && a < b) {
-            uint64_t mid = a + (b - a) / 2;
-            if ((nhdb_run_posting(rv, mid) >> NHDB_ORD_BITS) < low)
-                a = mid + 1;
-            else
-                b = mid;
-        }
-        for (uint64_t i = a; i < hi; i++) {
-            uint64_t p = nhdb_run_posting(rv, i);
-            if ((p >> NHDB_ORD_BITS) < low)
-                continue;
-            if ((p >> NHDB_ORD_BITS) > low)
-                break;
+        uint64_t i, end;
+        if (nhdb_run_find(&v[r], val, &i, &end))
+            return SIZE_MAX;
+        for (; i < end; i++, found++)
             if (found < cap)
-                ords[found] = p & NHDB_ORD_MASK;
-            found++;
-        }
+                ords[found] = nhdb_run_posting(&v[r], i) & NHDB_ORD_MASK;
     }
     return found;
 }

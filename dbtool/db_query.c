@@ -556,27 +556,12 @@ NHDB_HOT static int mih_probe(nh_db_reader *rd, nhdb_kind_info *k, const uint8_t
     }
     for (size_t ri = k->run_off[s]; ri < k->run_off[s + 1]; ri++) {
         const nhdb_run_view *rv = &k->runs[ri];
-        uint64_t slot = (uint64_t)val >> rv->low_bits;
-        uint64_t lo = nhdb_get_le64(rv->dir + slot * 8), hi = nhdb_get_le64(rv->dir + slot * 8 + 8);
-        if (lo > hi || hi > rv->n)
+        uint64_t i, end;
+        if (nhdb_run_find(rv, val, &i, &end))
             return MDB_CORRUPTED;
         rd->info.probes++;
-        uint64_t low = rv->low_bits ? val & ((UINT64_C(1) << rv->low_bits) - 1) : 0;
-        uint64_t a = lo, b = hi; /* the value's first posting is in [a, b]: slots are sorted */
-        while (b - a > 8) {
-            uint64_t mid = a + (b - a) / 2;
-            if ((nhdb_run_posting(rv, mid) >> NHDB_ORD_BITS) < low)
-                a = mid + 1;
-            else
-                b = mid;
-        }
-        for (uint64_t i = a; i < hi; i++) {
+        for (; i < end; i++) {
             uint64_t p = nhdb_run_posting(rv, i);
-            uint64_t pl = p >> NHDB_ORD_BITS;
-            if (pl < low)
-                continue;
-            if (pl > low)
-                break;
             uint64_t ord = p & NHDB_ORD_MASK;
             if (ord >= k->count)
                 return MDB_CORRUPTED;
