@@ -50,7 +50,7 @@ int nhdb_text_read(FILE *f, nhdb_fmt fmt, char **buf, size_t *cap, size_t *lines
     size_t len = 0, nl = 0;
     int quotes_open = 0;
     for (;;) {
-        int c = getc(f);
+        int c = getc_unlocked(f); /* one thread reads each file */
         if (c == EOF) {
             if (ferror(f))
                 return -1;
