@@ -1469,9 +1469,25 @@ nh_status nh_db_batch_commit(nh_db *db, uint64_t *added, uint64_t *skipped, nh_e
             const nhdb_pending *p = &db->pend[i];
             unsigned hb = nh_db_kind_bits(p->kind.type) / 8;
             est += nhdb_rec_size(hb, p->src_len, p->lab_len, p->note_len) + 48 + hb +
-                   40 * (size_t)nhdb_default_m(db, p->kind.type) + (p->has_digest ? 40 : 0);
+                   16 * ((size_t)nhdb_default_m(db, p->kind.type) + 1) + (p->has_digest ? 40 : 0);
         }
         est *= 2; /* half-full pages after splits, copy-on-write */
+        /* A batch may merge every stored run of its kinds: room for all their postings again. */
+        MDB_txn *rt;
+        nhdb_kind_info *ks = NULL;
+        size_t nks = 0;
+        if (nhdb_txn_begin(db, MDB_RDONLY, &rt) == 0) {
+            if (nhdb_kinds_load(db, rt, &ks, &nks, NULL) == NH_OK)
+                for (size_t ki = 0; ki < nks; ki++)
+                    for (size_t i = 0; i < n; i++)
+                        if (db->pend[i].kind.type == ks[ki].kind.type &&
+                            memcmp(db->pend[i].kind.model, ks[ki].kind.model, 8) == 0) {
+                            est += (size_t)(ks[ki].m + 1) * 8 * ks[ki].count + (1u << 20);
+                            break;
+                        }
+            free(ks);
+            mdb_txn_abort(rt);
+        }
         MDB_envinfo info;
         MDB_stat es;
         mdb_env_info(db->env, &info);
