@@ -849,42 +849,6 @@ cleanup:
 
 /* ---- commit ---- */
 
-typedef struct sort_item {
-    uint64_t key;
-    uint64_t aux;
-} sort_item;
-
-/* Stable LSD radix sort of a[0..n) by bytes [lo, hi] of key (field 0) or aux (field 1). */
-static void radix_sort(sort_item *a, sort_item *tmp, size_t n, int field, unsigned lo, unsigned hi)
-{
-    sort_item *src = a, *dst = tmp;
-    for (unsigned byte = lo; byte <= hi; byte++) {
-        size_t cnt[256] = {0};
-        unsigned sh = byte * 8;
-        for (size_t i = 0; i < n; i++)
-            cnt[((field ? src[i].aux : src[i].key) >> sh) & 0xff]++;
-        int single = 0;
-        for (int b = 0; b < 256; b++)
-            if (cnt[b] == n)
-                single = 1;
-        if (single)
-            continue;
-        size_t sum = 0;
-        for (int b = 0; b < 256; b++) {
-            size_t c = cnt[b];
-            cnt[b] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            dst[cnt[((field ? src[i].aux : src[i].key) >> sh) & 0xff]++] = src[i];
-        sort_item *t = src;
-        src = dst;
-        dst = t;
-    }
-    if (src != a)
-        memcpy(a, src, n * sizeof *a);
-}
-
 typedef struct digest_item {
     uint8_t d[16];
     uint64_t id;
@@ -950,11 +914,11 @@ static int same_entry_db(MDB_txn *txn, nh_db *db, uint64_t id, const nhdb_pendin
 }
 
 typedef struct commit_ctx {
-    sort_item *items, *tmp;
-    size_t items_cap;
+    uint64_t *dk, *tmp; /* n + 1 each: the batch's dedupe order; sort scratch */
     uint64_t *ids;     /* per pending entry: assigned id, or UINT64_MAX when skipped */
     uint32_t *kind_of; /* per pending entry: index into kinds */
     uint32_t *keyhi;   /* per pending entry: top 32 bits of its dedupe key */
+    uint32_t *keylo;   /* and the low 32 */
     uint8_t *chunk_buf;
     digest_item *digs;
 } commit_ctx;
@@ -1052,30 +1016,21 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
     }
 
     prof_mark(&pf, "kinds");
-    /* Dedupe: sort by (kind, key, batch index); equal keys within the batch are compared entry
-     * by entry, and each key's top 32 bits are looked up in its kind's dedupe runs (mapped
-     * now, before this transaction writes anything, so the pointers hold). */
+    /* Dedupe: the batch sorted by the top 32 bits of each entry's dedupe key (stably: batch
+     * order within a value). An entry alone with its value in the batch and absent from its
+     * kind's dedupe runs (mapped now, before this transaction writes anything, so the pointers
+     * hold) is new; otherwise it is compared with the earlier entries of its group that have
+     * the same kind and full key, and with the stored entries the runs name. */
+    uint64_t *dk = cc->dk; /* top32 << 32 | batch index */
     for (size_t i = 0; i < n; i++) {
         const nhdb_pending *p = &db->pend[i];
         const nhdb_kind_info *k = &kinds[cc->kind_of[i]];
         uint64_t h = nhdb_dedupe_hash(p->hash, k->hb, db->arena + p->src_off, p->src_len);
-        cc->items[i].key = h;
-        cc->items[i].aux = (uint64_t)k->id << 40 | i;
         cc->keyhi[i] = (uint32_t)(h >> 32);
+        cc->keylo[i] = (uint32_t)h;
+        dk[i] = (h >> 32) << 32 | i;
     }
-    /* By the key's top 32 bits, then insertion into full order (keys are hashes: equal top
-     * halves are rare), then by kind; every step stable, so batch order within a key. */
-    radix_sort(cc->items, cc->tmp, n, 0, 4, 7);
-    for (size_t i = 1; i < n; i++) {
-        if (cc->items[i].key >= cc->items[i - 1].key)
-            continue;
-        sort_item x = cc->items[i];
-        size_t j = i;
-        for (; j > 0 && cc->items[j - 1].key > x.key; j--)
-            cc->items[j] = cc->items[j - 1];
-        cc->items[j] = x;
-    }
-    radix_sort(cc->items, cc->tmp, n, 1, 5, 7);
+    nhdb_sort_bits(dk, cc->tmp, n, 32, 32);
     prof_mark(&pf, "dedupe-sort");
     for (size_t i = 0; i < n; i++)
         cc->ids[i] = 0;
@@ -1090,41 +1045,37 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
                 rc = nhdb_runs_map(txn, db->dbi_mih, kinds[ki].id, NHDB_DEDUPE_S, NHDB_DEDUPE_LEN,
                                    &dv[ki], &dn[ki]);
         for (size_t g = 0; g < n && !rc;) {
+            uint32_t top = (uint32_t)(dk[g] >> 32);
             size_t e = g + 1;
-            while (e < n && cc->items[e].key == cc->items[g].key &&
-                   (cc->items[e].aux >> 40) == (cc->items[g].aux >> 40))
+            while (e < n && (uint32_t)(dk[e] >> 32) == top)
                 e++;
-            size_t ki = cc->kind_of[cc->items[g].aux & NHDB_ORD_MASK];
-            uint32_t top = (uint32_t)(cc->items[g].key >> 32);
-            size_t nc = dn[ki] ? nhdb_runs_lookup(dv[ki], dn[ki], top, cand, cand_cap) : 0;
-            if (nc == SIZE_MAX) {
-                rc = MDB_CORRUPTED;
-                break;
-            }
-            if (nc > cand_cap) { /* many stored keys share these 32 bits: rare, or contrived */
-                uint64_t *nb = realloc(cand == cand0 ? NULL : cand, nc * sizeof *nb);
-                if (!nb) {
-                    rc = -1;
+            for (size_t j = g; j < e && !rc; j++) {
+                size_t pi = (size_t)(uint32_t)dk[j], ki = cc->kind_of[pi];
+                size_t nc = dn[ki] ? nhdb_runs_lookup(dv[ki], dn[ki], top, cand, cand_cap) : 0;
+                if (nc == SIZE_MAX) {
+                    rc = MDB_CORRUPTED;
                     break;
                 }
-                cand = nb;
-                cand_cap = nc;
-                nhdb_runs_lookup(dv[ki], dn[ki], top, cand, cand_cap);
-            }
-            if (e == g + 1 && nc == 0) {
-                g = e; /* alone in the batch and new: kept (ids[pi] stays 0) */
-                continue;
-            }
-            for (size_t j = g; j < e && !rc; j++) {
-                size_t pi = (size_t)(cc->items[j].aux & NHDB_ORD_MASK);
+                if (nc > cand_cap) { /* many stored keys share these 32 bits: rare, or contrived */
+                    uint64_t *nb = realloc(cand == cand0 ? NULL : cand, nc * sizeof *nb);
+                    if (!nb) {
+                        rc = -1;
+                        break;
+                    }
+                    cand = nb;
+                    cand_cap = nc;
+                    nhdb_runs_lookup(dv[ki], dn[ki], top, cand, cand_cap);
+                }
+                if (e == g + 1 && nc == 0)
+                    break; /* alone in the batch and new: kept (ids[pi] stays 0) */
                 const nhdb_pending *p = &db->pend[pi];
                 unsigned hb = kinds[ki].hb;
                 int dup = 0;
                 for (size_t q = g; q < j && !dup; q++) {
-                    size_t qi = (size_t)(cc->items[q].aux & NHDB_ORD_MASK);
+                    size_t qi = (size_t)(uint32_t)dk[q];
                     const nhdb_pending *o = &db->pend[qi];
-                    if (cc->ids[qi] == 0 && memcmp(o->hash, p->hash, hb) == 0 &&
-                        o->src_len == p->src_len &&
+                    if (cc->ids[qi] == 0 && cc->kind_of[qi] == ki && cc->keylo[qi] == cc->keylo[pi] &&
+                        memcmp(o->hash, p->hash, hb) == 0 && o->src_len == p->src_len &&
                         memcmp(db->arena + o->src_off, db->arena + p->src_off, p->src_len) == 0)
                         dup = 1;
                 }
@@ -1265,7 +1216,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         if (!na)
             continue;
         /* One pass over the batch extracts every list's values: all[s * na + j] */
-        uint64_t *all = malloc((size_t)(k->m + 1) * na * sizeof *all), *tmp = (uint64_t *)cc->tmp;
+        uint64_t *all = malloc((size_t)(k->m + 1) * na * sizeof *all), *tmp = cc->tmp;
         if (!all) {
             nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "MIH postings");
             mdb_txn_abort(txn);
@@ -1299,7 +1250,12 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
                 }
         }
         prof_mark(&pf, "mih-extract");
-        nhdb_sort_many(all, tmp, na, k->m + 1, 32, sl);
+        /* When the whole batch is this kind's and nothing was skipped, batch index = ordinal -
+         * first, so the dedupe order sorted above is already this list. */
+        int dedupe_sorted = na == n;
+        if (dedupe_sorted)
+            memcpy(all + (size_t)k->m * na, cc->dk, n * sizeof *all);
+        nhdb_sort_many(all, tmp, na, k->m + !dedupe_sorted, 32, sl);
         prof_mark(&pf, "mih-sort");
         for (unsigned s = 0; s <= k->m; s++) {
             unsigned len = sl[s];
@@ -1450,15 +1406,15 @@ nh_status nh_db_batch_commit(nh_db *db, uint64_t *added, uint64_t *skipped, nh_e
     if (!db->in_batch)
         return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path, "no open batch");
     size_t n = db->n_pend;
-    cc.items_cap = n + 1;
-    cc.items = malloc(cc.items_cap * sizeof *cc.items);
-    cc.tmp = malloc(cc.items_cap * sizeof *cc.tmp);
+    cc.dk = malloc((n + 1) * sizeof *cc.dk);
+    cc.tmp = malloc((n + 1) * sizeof *cc.tmp);
     cc.ids = malloc((n + 1) * sizeof *cc.ids);
     cc.kind_of = malloc((n + 1) * sizeof *cc.kind_of);
     cc.keyhi = malloc((n + 1) * sizeof *cc.keyhi);
+    cc.keylo = malloc((n + 1) * sizeof *cc.keylo);
     cc.chunk_buf = malloc((size_t)NHDB_CHUNK * NH_DB_HASH_MAX);
     cc.digs = malloc((2 * n + 1) * sizeof *cc.digs);
-    if (!cc.items || !cc.tmp || !cc.ids || !cc.kind_of || !cc.keyhi || !cc.chunk_buf || !cc.digs) {
+    if (!cc.dk || !cc.tmp || !cc.ids || !cc.kind_of || !cc.keyhi || !cc.keylo || !cc.chunk_buf || !cc.digs) {
         st = nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "commit buffers");
         goto cleanup;
     }
@@ -1534,11 +1490,12 @@ nh_status nh_db_batch_commit(nh_db *db, uint64_t *added, uint64_t *skipped, nh_e
     if (skipped)
         *skipped = s;
 cleanup:
-    free(cc.items);
+    free(cc.dk);
     free(cc.tmp);
     free(cc.ids);
     free(cc.kind_of);
     free(cc.keyhi);
+    free(cc.keylo);
     free(cc.chunk_buf);
     free(cc.digs);
     nh_db_batch_abort(db);
