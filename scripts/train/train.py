@@ -26,12 +26,18 @@ The network is fully convolutional with global pooling, so most steps run at a l
 resolution (--res 128,160,192) and a short final phase runs at 360 (--res 360).
 
 Checkpoints (model, optimiser, step, images seen, RNG state, log) go to --ckpt every
---save-min minutes and at the end; --resume continues from it. Uses CUDA when available.
+--save-min minutes and at the end; --resume continues from it. --init-nhm starts a fresh run (new
+optimiser, step 0, centre c = 0) from the weights of an exported model instead, e.g. the shipped
+models/default.nhm when its checkpoint is gone: the .nhm's CONV nodes, in order, are the network's
+Conv2d/Linear modules in forward order (weights, then bias) and its INORM nodes the InstanceNorm
+modules (gamma, then beta), the order export.py and `nhash model import` keep (docs/nhm.md). Its
+fc3 bias already has the training centre folded in, so c starts at zero. Uses CUDA when available.
 
 Usage:
   nice -n 19 /usr/bin/python3 scripts/train/train.py --minutes 5            # fresh run
   nice -n 19 /usr/bin/python3 scripts/train/train.py --resume --until 15:00 # continue
   nice -n 19 /usr/bin/python3 scripts/train/train.py --resume --res 360 --batch 24 --lr 2e-4 --minutes 12
+  nice -n 19 /usr/bin/python3 scripts/train/train.py --init-nhm models/default.nhm --lr 3e-4 --until 15:00
 """
 import argparse
 import datetime
@@ -39,6 +45,7 @@ import math
 import os
 import random
 import signal
+import struct
 import sys
 import time
 
@@ -57,6 +64,7 @@ def parse():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", default=os.path.join(common.WORK, "ckpt.pt"))
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init-nhm", default="", metavar="PATH", help="start a fresh run from this .nhm's weights")
     ap.add_argument("--batch", type=int, default=48, help="images per step (2 views each)")
     ap.add_argument("--res", default="128,160,192", help="training sizes, one drawn per step")
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -92,6 +100,36 @@ def bit_margin(za, zb, proj, m):
     return 0.5 * (F.relu(m - sa * torch.sign(sb).detach()).mean() + F.relu(m - sb * torch.sign(sa).detach()).mean())
 
 
+def load_nhm(net, path):
+    """Copy the weights of a .nhm (docs/nhm.md) into net, in the order export.py writes them."""
+    b = open(path, "rb").read()
+    if b[:8] != b"NHMODEL\x1a":
+        raise ValueError("%s: not a .nhm" % path)
+    n_nodes, node_size, nodes_off, weights_off, n_weights = struct.unpack_from("<IIQQQ", b, 56)
+    f16 = struct.unpack_from("<I", b, 192)[0] == 1
+    w = np.frombuffer(b, "<f2" if f16 else "<f4", n_weights, weights_off).astype(np.float32)
+    found = {1: [], 2: []}  # CONV, INORM: (out_c, weights)
+    for i in range(n_nodes):
+        op, _, _, out_c = struct.unpack_from("<IIII", b, nodes_off + i * node_size)
+        off, n = struct.unpack_from("<II", b, nodes_off + i * node_size + 56)
+        if op in found:
+            found[op].append((out_c, w[off:off + n]))
+    mods = {1: [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))],
+            2: [m for m in net.modules() if isinstance(m, torch.nn.InstanceNorm2d)]}
+    with torch.no_grad():
+        for op in (1, 2):
+            if len(found[op]) != len(mods[op]):
+                raise ValueError("%s: %d nodes of op %d, the network has %d" % (path, len(found[op]), op, len(mods[op])))
+            for m, (out_c, v) in zip(mods[op], found[op]):
+                ts = [t for t in (m.weight, m.bias) if t is not None]
+                if len(v) != sum(t.numel() for t in ts) or (op == 1 and out_c != m.weight.shape[0]):
+                    raise ValueError("%s: a node's weights do not fit %s" % (path, m))
+                i = 0
+                for t in ts:
+                    t.copy_(torch.from_numpy(v[i:i + t.numel()].copy()).view_as(t))
+                    i += t.numel()
+
+
 class Sampler:
     def __init__(self, cache, rows, seed):
         self.groups = {}
@@ -125,9 +163,14 @@ def main():
     os.makedirs(common.WORK, exist_ok=True)
     net = nhnet.NeuralHashNet()
     nhnet.init_weights(net, a.seed)
+    if a.init_nhm:
+        if a.resume:
+            raise SystemExit("--init-nhm starts a fresh run; it does not go with --resume")
+        load_nhm(net, a.init_nhm)
+        print("initialised from", a.init_nhm)
     net.to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=a.wd)
-    state = {"step": 0, "seen": 0, "train_s": 0.0, "log": [], "center": None}
+    state = {"step": 0, "seen": 0, "train_s": 0.0, "log": [], "center": torch.zeros(128) if a.init_nhm else None}
     if a.resume and os.path.exists(a.ckpt):
         ck = torch.load(a.ckpt, map_location="cpu")
         net.load_state_dict(ck["model"])
