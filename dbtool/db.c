@@ -1229,9 +1229,12 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
             sl[s] = nhdb_sub_len(k->bits, k->m, s);
         }
         sl[k->m] = NHDB_DEDUPE_LEN;
+        /* When the whole batch is this kind's and nothing was skipped, batch index = ordinal -
+         * first, so the dedupe order sorted above is already this kind's dedupe list. */
+        int dedupe_sorted = na == n;
         {
             size_t j = 0;
-            uint64_t *dd = all + (size_t)k->m * na;
+            uint64_t *dd = dedupe_sorted ? NULL : all + (size_t)k->m * na;
             for (size_t i = 0; i < n; i++)
                 if (cc->ids[i] != UINT64_MAX && cc->kind_of[i] == ki) {
                     /* the hash as big-endian 64-bit words; substring s spans at most two */
@@ -1245,14 +1248,12 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
                         uint64_t x = off ? w[wi] << off | w[wi + 1] >> (64 - off) : w[wi];
                         all[s * na + j] = (x >> (64 - sl[s])) << 32 | j;
                     }
-                    dd[j] = (uint64_t)cc->keyhi[i] << 32 | j;
+                    if (dd)
+                        dd[j] = (uint64_t)cc->keyhi[i] << 32 | j;
                     j++;
                 }
         }
         prof_mark(&pf, "mih-extract");
-        /* When the whole batch is this kind's and nothing was skipped, batch index = ordinal -
-         * first, so the dedupe order sorted above is already this list. */
-        int dedupe_sorted = na == n;
         if (dedupe_sorted)
             memcpy(all + (size_t)k->m * na, cc->dk, n * sizeof *all);
         nhdb_sort_many(all, tmp, na, k->m + !dedupe_sorted, 32, sl);

@@ -22,7 +22,6 @@
 #define NHDB_KIND_REC_VERSION 1
 #define NHDB_KIND_REC_SIZE 24
 #define NHDB_REC_HEADER 48
-#define NHDB_MIH_KEY_MAX 9 /* schema 1 only: kind(4) + substring index(1) + value bytes */
 #define NHDB_RUN_KEY 13    /* kind(4) + substring index(1) + run(4) + part(4) */
 #define NHDB_RUN_CHUNK_SHIFT 20
 #define NHDB_RUN_CHUNK (1u << NHDB_RUN_CHUNK_SHIFT) /* postings per run part */
@@ -30,7 +29,6 @@
 #define NHDB_RUN_VERSION 1
 #define NHDB_DEDUPE_S 255  /* run list "substring" index of a kind's dedupe keys */
 #define NHDB_DEDUPE_LEN 32 /* dedupe run values: the top 32 bits of the dedupe key */
-#define NHDB_DEDUPE_KEY 12 /* schema 1's dedupe table key: kind(4) + xxh3-64(hash, source)(8) */
 #define NHDB_OCC_SHIFT 16  /* substring values per occupancy chunk: 2^16 bits, 8 KiB */
 #define NHDB_OCC_BYTES ((1u << NHDB_OCC_SHIFT) / 8)
 #define NHDB_OCC_MIN_LEN 18 /* shorter substrings are too dense to be worth a bitmap */
@@ -170,18 +168,6 @@ static inline uint32_t nhdb_sub_extract(const uint8_t *h, unsigned start, unsign
     acc >>= tail;
     return (uint32_t)(acc & ((len == 32) ? 0xffffffffu : ((UINT64_C(1) << len) - 1)));
 }
-/* MIH key: kind id (BE32), substring index, value in ceil(len/8) BE bytes. Returns length. */
-static inline size_t nhdb_mih_key(uint8_t *key, uint32_t kind_id, unsigned k, unsigned len,
-                                  uint32_t v)
-{
-    nhdb_put_be32(key, kind_id);
-    key[4] = (uint8_t)k;
-    unsigned nb = (len + 7) / 8;
-    for (unsigned i = 0; i < nb; i++)
-        key[5 + i] = (uint8_t)(v >> (8 * (nb - 1 - i)));
-    return 5 + nb;
-}
-
 /* Does substring length len get an occupancy bitmap? */
 static inline int nhdb_occ_eligible(unsigned len)
 {

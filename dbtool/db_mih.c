@@ -26,32 +26,13 @@
 void nhdb_sort_bits(uint64_t *a, uint64_t *tmp, size_t n, unsigned lo, unsigned len)
 {
     /* 1-3 passes of at most 12 bits (a 4096-bucket table stays in L1/L2); every pass's
-     * histogram from one read of the input. */
+     * histogram from one read of the input. Substrings are at most 32 bits. */
     enum { MAXP = 3 };
+    size_t cnt[MAXP << 12];
     unsigned passes = (len + 11) / 12, digit = passes ? (len + passes - 1) / passes : 0;
     if (passes > MAXP || !n)
-        passes = 0; /* len > 36 cannot happen: substrings are at most 32 bits */
-    size_t *cnt = calloc((size_t)MAXP << 12, sizeof *cnt);
-    if (!cnt) { /* 96 KiB; without it, one bit at a time */
-        uint64_t *src = a, *dst = tmp;
-        for (unsigned b = 0; b < len; b++) {
-            size_t z = 0, o = 0, nz = 0;
-            for (size_t i = 0; i < n; i++)
-                nz += !((src[i] >> (lo + b)) & 1);
-            for (size_t i = 0; i < n; i++) {
-                if ((src[i] >> (lo + b)) & 1)
-                    dst[nz + o++] = src[i];
-                else
-                    dst[z++] = src[i];
-            }
-            uint64_t *t = src;
-            src = dst;
-            dst = t;
-        }
-        if (src != a)
-            memcpy(a, src, n * sizeof *a);
         return;
-    }
+    memset(cnt, 0, sizeof cnt);
     unsigned sh[MAXP];
     size_t mask[MAXP];
     for (unsigned p = 0; p < passes; p++) {
@@ -77,7 +58,6 @@ void nhdb_sort_bits(uint64_t *a, uint64_t *tmp, size_t n, unsigned lo, unsigned 
         src = dst;
         dst = t;
     }
-    free(cnt);
     if (src != a)
         memcpy(a, src, n * sizeof *a);
 }
@@ -192,7 +172,7 @@ int nhdb_runs_list(MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigned s, nhdb_run
         k.mv_data = kb;
     }
     mdb_cursor_close(c);
-    if (rc == MDB_NOTFOUND || (rc == 0))
+    if (rc == MDB_NOTFOUND)
         rc = 0;
     if (rc) {
         free(r);

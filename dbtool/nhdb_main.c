@@ -979,6 +979,35 @@ static const char verify_help[] =
     "Check that every table agrees with the others (records decode, per-kind counts, packed\n"
     "arrays, MIH, dedupe and digest rows). Exit status 1 when anything is inconsistent.\n";
 
+/* Open DB (a writable open upgrades an older schema), verify it and report as `verify` does.
+ * Returns the exit status. */
+static int verify_report(const char *path, unsigned open_flags, int json)
+{
+    nh_error err = {0};
+    nh_db *db = NULL;
+    uint64_t problems = 0;
+    if (nh_db_open(path, open_flags, NULL, &db, &err)) {
+        print_error(&err);
+        return 1;
+    }
+    nh_status st = nh_db_verify(db, &problems, &err);
+    nh_db_stats s = {0};
+    nh_db_stats_get(db, &s, NULL);
+    nh_db_close(db);
+    if (json) {
+        printf("{\"ok\":%s,\"problems\":%" PRIu64 ",\"entries\":%" PRIu64 ",\"first\":",
+               st ? "false" : "true", problems, s.entries);
+        nhdb_json_string(stdout, st ? err.msg : "");
+        printf("}\n");
+    } else if (st) {
+        print_error(&err);
+        fprintf(stderr, "nhdb: %" PRIu64 " problem%s\n", problems, problems == 1 ? "" : "s");
+    } else {
+        printf("ok: %" PRIu64 " entries consistent\n", s.entries);
+    }
+    return st ? 1 : 0;
+}
+
 static int cmd_verify(int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -1001,37 +1030,16 @@ static int cmd_verify(int argc, char **argv)
         fputs(verify_help, stderr);
         return 2;
     }
-    nh_error err = {0};
-    nh_db *db = NULL;
-    uint64_t problems = 0;
-    if (nh_db_open(argv[optind], NH_DB_OPEN_READONLY, NULL, &db, &err)) {
-        print_error(&err);
-        return 1;
-    }
-    nh_status st = nh_db_verify(db, &problems, &err);
-    nh_db_stats s = {0};
-    nh_db_stats_get(db, &s, NULL);
-    nh_db_close(db);
-    if (json) {
-        printf("{\"ok\":%s,\"problems\":%" PRIu64 ",\"entries\":%" PRIu64 ",\"first\":",
-               st ? "false" : "true", problems, s.entries);
-        nhdb_json_string(stdout, st ? err.msg : "");
-        printf("}\n");
-    } else if (st) {
-        print_error(&err);
-        fprintf(stderr, "nhdb: %" PRIu64 " problem%s\n", problems, problems == 1 ? "" : "s");
-    } else {
-        printf("ok: %" PRIu64 " entries consistent\n", s.entries);
-    }
-    return st ? 1 : 0;
+    return verify_report(argv[optind], NH_DB_OPEN_READONLY, json);
 }
 
 static const char upgrade_help[] =
     "usage: nhdb upgrade DB\n"
     "Bring a database written by an older nhdb to this build's schema (version 1 -> 2: the\n"
-    "MIH rows become MIH runs, rebuilt from the packed hashes; entries, ids and metadata are\n"
-    "unchanged) in one transaction, then verify it. Any command that opens a database for\n"
-    "writing does the same; read-only commands (query, export, verify) ask for this first.\n";
+    "MIH and dedupe rows become runs, rebuilt from the packed hashes and entry records;\n"
+    "entries, ids and metadata are unchanged) in one transaction, then verify it. Any command\n"
+    "that opens a database for writing does the same; read-only commands (query, export,\n"
+    "verify) ask for this first.\n";
 
 static int cmd_upgrade(int argc, char **argv)
 {
@@ -1049,23 +1057,7 @@ static int cmd_upgrade(int argc, char **argv)
         fputs(upgrade_help, stderr);
         return 2;
     }
-    nh_error err = {0};
-    nh_db *db = NULL;
-    uint64_t problems = 0;
-    if (nh_db_open(argv[optind], 0, NULL, &db, &err)) {
-        print_error(&err);
-        return 1;
-    }
-    nh_status st = nh_db_verify(db, &problems, &err);
-    nh_db_stats s = {0};
-    nh_db_stats_get(db, &s, NULL);
-    nh_db_close(db);
-    if (st) {
-        print_error(&err);
-        return 1;
-    }
-    printf("ok: schema version %u, %" PRIu64 " entries consistent\n", s.schema_version, s.entries);
-    return 0;
+    return verify_report(argv[optind], 0, 0); /* a writable open upgrades */
 }
 
 static const char main_help[] = "usage: nhdb COMMAND [options] ...\n"
