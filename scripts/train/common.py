@@ -86,7 +86,7 @@ def load_model(path, recentre=True):
     ck = torch.load(path, map_location="cpu")
     net.load_state_dict(ck["model"])
     net.eval()
-    if recentre:
+    if recentre and "discriminant" not in ck["state"]:  # discriminant.py's output is centred already
         centre(net)
     else:
         c = ck["state"].get("center")

@@ -106,6 +106,22 @@ def overlay(im, text="(c) nhash 2026", rel=0.07, pos=(0.05, 0.85), fill=(255, 25
     return Image.alpha_composite(base, layer).convert("RGB")
 
 
+def caption(im, text="nhash (c) 2026", rel=0.125, fill=(255, 255, 255)):
+    """A wide caption along the bottom: bold text `rel` of the height tall, from 5% in, at most 90%
+    of the width (nhbench quality's "overlay" is this, white, at 1/8 of the height)."""
+    w, h = im.size
+    out = im.convert("RGB")
+    d = ImageDraw.Draw(out)
+    px = rel * h
+    f = font(px)
+    tw = d.textlength(text, font=f)
+    if tw > 0.9 * w:
+        f = font(px * 0.9 * w / tw)
+    x0, y0, x1, y1 = d.textbbox((0, 0), text, font=f)
+    d.text((0.05 * w - x0, h - 0.05 * h - y1), text, font=f, fill=fill)
+    return out
+
+
 def squash(im, fx, fy):
     w, h = im.size
     return im.resize((max(8, round(w * fx)), max(8, round(h * fy))), Image.BICUBIC)
@@ -146,6 +162,7 @@ FIXED = {
     "noise10": lambda im: noise(im, 10),
     "noise20": lambda im: noise(im, 20),
     "overlay": overlay,
+    "caption": caption,
     "squash0.75": lambda im: squash(im, 0.75, 1.0),
     "squash1.33": lambda im: squash(im, 1.0, 0.75),
     # not trained, reported for the record
@@ -206,6 +223,8 @@ def random_transform(im, rng: random.Random, nprng):
         return noise(im, rng.uniform(3, 25), nprng)
     if k == 10:
         fill = rng.choice([(255, 255, 255), (0, 0, 0), (255, 255, 0), (255, 0, 0)])
+        if rng.random() < 0.4:  # a wide caption along the bottom
+            return caption(im, " ".join(rng.sample(_WORDS, rng.randint(2, 3))), rng.uniform(0.07, 0.16), fill)
         return overlay(im, rng.choice(_WORDS), rel=rng.uniform(0.04, 0.11),
                        pos=(rng.uniform(0.02, 0.5), rng.choice([rng.uniform(0.02, 0.12), rng.uniform(0.78, 0.9)])),
                        fill=fill, logo=rng.random() < 0.5, alpha=rng.randint(150, 255))
