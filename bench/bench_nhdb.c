@@ -232,13 +232,14 @@ static void run(const char *dir, unsigned bits, size_t n, size_t nq, int use_fai
 #else
     (void)use_faiss;
 #endif
-    static const unsigned r96[] = {0, 4, 8, 16}, r256[] = {0, 8, 16, 31};
+    static const unsigned r96[] = {0, 4, 8, 12, 16}, r256[] = {0, 8, 16, 31};
     const unsigned *radii = bits == 96 ? r96 : r256;
+    int nradii = bits == 96 ? (int)(sizeof r96 / sizeof *r96) : (int)(sizeof r256 / sizeof *r256);
     size_t nlin = nq < 20 ? nq : 20;
     printf("%-6s %10s %10s %10s %9s %10s %10s %9s %9s %9s %9s\n", "radius", "mih_us", "auto_us",
            "linear_us", "mih_qps", "flat_us", "mhash_us", "lin/mih", "lin/auto", "flat/mih",
            "mhash/mih");
-    for (int ri = 0; ri < 4; ri++) {
+    for (int ri = 0; ri < nradii; ri++) {
         unsigned r = radii[ri];
         uint64_t m_mih, m_auto, m_lin, m_lin2, used;
         double t_mih = time_queries(rd, &kind, q, nq, hb, r, NH_DB_METHOD_MIH, &m_mih, NULL);
