@@ -75,6 +75,34 @@ static int parse_model(const char *hex, uint8_t out[8])
     return 0;
 }
 
+/* The options of a command that takes one DB, --help, and --json where json is not NULL (*json
+ * set to 1 when given). Returns -1 with *path set to go on, else the exit status. */
+static int parse_db_command(int argc, char **argv, const char *help, int *json, const char **path)
+{
+    static const struct option with_json[] = {
+        {"help", no_argument, 0, 'h'}, {"json", no_argument, 0, 'j'}, {0, 0, 0, 0}};
+    static const struct option help_only[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "h", json ? with_json : help_only, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(help, stdout);
+            return 0;
+        }
+        if (c == 'j' && json) {
+            *json = 1;
+            continue;
+        }
+        fputs(help, stderr);
+        return 2;
+    }
+    if (optind + 1 != argc) {
+        fputs(help, stderr);
+        return 2;
+    }
+    *path = argv[optind];
+    return -1;
+}
+
 /* ---- create ---- */
 
 static const char create_help[] =
@@ -797,30 +825,15 @@ static const char stats_help[] = "usage: nhdb stats DB [--json]\n"
 
 static int cmd_stats(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"help", no_argument, 0, 'h'}, {"json", no_argument, 0, 'j'}, {0, 0, 0, 0}};
-    int json = 0, c;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            fputs(stats_help, stdout);
-            return 0;
-        case 'j':
-            json = 1;
-            break;
-        default:
-            fputs(stats_help, stderr);
-            return 2;
-        }
-    }
-    if (optind + 1 != argc) {
-        fputs(stats_help, stderr);
-        return 2;
-    }
+    int json = 0;
+    const char *path = NULL;
+    int rc = parse_db_command(argc, argv, stats_help, &json, &path);
+    if (rc >= 0)
+        return rc;
     nh_error err = {0};
     nh_db *db = NULL;
     nh_db_stats s;
-    if (nh_db_open(argv[optind], NH_DB_OPEN_READONLY, NULL, &db, &err) ||
+    if (nh_db_open(path, NH_DB_OPEN_READONLY, NULL, &db, &err) ||
         nh_db_stats_get(db, &s, &err)) {
         print_error(&err);
         nh_db_close(db);
@@ -1010,27 +1023,12 @@ static int verify_report(const char *path, unsigned open_flags, int json)
 
 static int cmd_verify(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"help", no_argument, 0, 'h'}, {"json", no_argument, 0, 'j'}, {0, 0, 0, 0}};
-    int json = 0, c;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            fputs(verify_help, stdout);
-            return 0;
-        case 'j':
-            json = 1;
-            break;
-        default:
-            fputs(verify_help, stderr);
-            return 2;
-        }
-    }
-    if (optind + 1 != argc) {
-        fputs(verify_help, stderr);
-        return 2;
-    }
-    return verify_report(argv[optind], NH_DB_OPEN_READONLY, json);
+    int json = 0;
+    const char *path = NULL;
+    int rc = parse_db_command(argc, argv, verify_help, &json, &path);
+    if (rc >= 0)
+        return rc;
+    return verify_report(path, NH_DB_OPEN_READONLY, json);
 }
 
 static const char upgrade_help[] =
@@ -1043,21 +1041,11 @@ static const char upgrade_help[] =
 
 static int cmd_upgrade(int argc, char **argv)
 {
-    static const struct option lo[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(upgrade_help, stdout);
-            return 0;
-        }
-        fputs(upgrade_help, stderr);
-        return 2;
-    }
-    if (optind + 1 != argc) {
-        fputs(upgrade_help, stderr);
-        return 2;
-    }
-    return verify_report(argv[optind], 0, 0); /* a writable open upgrades */
+    const char *path = NULL;
+    int rc = parse_db_command(argc, argv, upgrade_help, NULL, &path);
+    if (rc >= 0)
+        return rc;
+    return verify_report(path, 0, 0); /* a writable open upgrades */
 }
 
 static const char main_help[] = "usage: nhdb COMMAND [options] ...\n"
