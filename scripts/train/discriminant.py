@@ -99,8 +99,7 @@ def embed(net, seed, views):
     for i, (p, g) in enumerate(rows):
         im = Image.open(os.path.join(common.DATA, p)).convert("RGB")
         nprng = np.random.default_rng(seed * 100003 + i)
-        vs = [im] + [T.noise(im, int(n[5:]), np.random.default_rng(i)) if n.startswith("noise") else T.FIXED[n](im)
-                     for n in FAMS]
+        vs = [im] + [T.fixed(n, im, i) for n in FAMS]
         small = Image.fromarray(cache[p]["rgb"])  # what train.py draws its views from
         for _ in range(views):
             v = T.random_view(small, rng, nprng, max_ops=3)

@@ -75,8 +75,7 @@ def main():
     t0 = time.time()
     for i, (p, g) in enumerate(rows):
         im = Image.open(os.path.join(common.DATA, p)).convert("RGB")
-        views = [im] + [T.noise(im, int(n[5:]), np.random.default_rng(i)) if n.startswith("noise") else T.FIXED[n](im)
-                        for n in names]
+        views = [im] + [T.fixed(n, im, i) for n in names]
         x = torch.stack([common.to_input(v.convert("RGB")) for v in views])
         for m, net in models.items():
             with torch.no_grad():

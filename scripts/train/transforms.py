@@ -171,6 +171,14 @@ FIXED = {
 }
 UNTRAINED = ("rot90", "hflip")
 
+
+def fixed(name, im, index):
+    """The benchmark copy `name` of image number `index`: FIXED[name], with the noise seeded by
+    the index so the copy is the same in every run."""
+    if name.startswith("noise"):
+        return noise(im, int(name[5:]), np.random.default_rng(index))
+    return FIXED[name](im)
+
 _WORDS = ["nhash", "SAMPLE", "(c) 2026", "photo", "www.example.org", "@user", "Holiday!", "42", "DRAFT"]
 
 
