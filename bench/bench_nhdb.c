@@ -93,7 +93,7 @@ static void die(const nh_error *err)
 }
 
 /* Mean seconds per query over nq queries; *matches gets the total. */
-static double time_queries(nh_db_reader *rd, const nh_db_kind *kind, const uint8_t *q, size_t nq,
+static double time_queries(nh_db_reader *rd, const nh_kind *kind, const uint8_t *q, size_t nq,
                            unsigned hb, unsigned r, nh_db_method method, uint64_t *matches,
                            uint64_t *mih_used)
 {
@@ -173,7 +173,7 @@ static void run(const char *dir, unsigned bits, size_t n, size_t nq, int use_fai
     gen_clustered(data, n, hb);
     gen_queries(q, nq, data, n, hb);
 
-    nh_db_kind kind = {.type = bits == 96 ? NH_DB_KIND_NEURAL : NH_DB_KIND_PDQ};
+    nh_kind kind = {.type = bits == 96 ? NH_KIND_NEURAL : NH_KIND_PDQ};
     if (bits == 96)
         memcpy(kind.model, "\x01\x23\x45\x67\x89\xab\xcd\xef", 8);
     nh_db *db = NULL;

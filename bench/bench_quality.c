@@ -148,7 +148,7 @@ static int make_copy(VipsImage *in, size_t t, const char *dir, size_t img, char 
 
 struct algo {
     char name[128];
-    unsigned algos;
+    unsigned kinds;
     const char *model;
     size_t bytes;
     unsigned bits;
@@ -188,15 +188,18 @@ static int on_record(const nh_record *r, void *user)
     struct algo *a = c->a;
     if (r->status != NH_OK)
         return 0;
-    if (a->algos & NH_ALGO_PDQ) {
-        memcpy(a->hashes + slot * a->bytes, r->pdq, 32);
-        a->quality[slot] = r->pdq_quality;
+    if (a->kinds & NH_KIND_BIT(NH_KIND_PDQ)) {
+        const nh_hash *h = nh_record_hash(r, NH_KIND_PDQ, NH_VARIANT_ORIGINAL);
+        memcpy(a->hashes + slot * a->bytes, h->bytes, 32);
+        a->quality[slot] = h->quality;
     } else {
-        memcpy(a->hashes + slot * a->bytes, r->neural, a->bytes);
+        memcpy(a->hashes + slot * a->bytes,
+               nh_record_hash(r, NH_KIND_NEURAL, NH_VARIANT_ORIGINAL)->bytes, a->bytes);
         if (a->mirror) {
-            if (!r->has_neural_mirror)
+            const nh_hash *m = nh_record_hash(r, NH_KIND_NEURAL, NH_VARIANT_FLIPX);
+            if (!m)
                 return 0;
-            memcpy(a->mhashes + slot * a->bytes, r->neural_mirror, a->bytes);
+            memcpy(a->mhashes + slot * a->bytes, m->bytes, a->bytes);
         }
     }
     a->ok[slot] = 1;
@@ -322,13 +325,13 @@ int main(int argc, char **argv)
         struct algo *a = &algs[k];
         if (k < nneural) {
             size_t mi = mirror ? k / 2 : k;
-            a->algos = NH_ALGO_NEURAL;
+            a->kinds = NH_KIND_BIT(NH_KIND_NEURAL);
             a->model = models[mi];
             a->mirror = mirror && k % 2;
             const char *b = strrchr(models[mi], '/');
             snprintf(a->name, sizeof a->name, "neural:%s%s", b ? b + 1 : models[mi], a->mirror ? "+mirror" : "");
         } else {
-            a->algos = NH_ALGO_PDQ;
+            a->kinds = NH_KIND_BIT(NH_KIND_PDQ);
             snprintf(a->name, sizeof a->name, "pdq");
         }
     }
@@ -342,7 +345,7 @@ int main(int argc, char **argv)
     for (size_t k = 0; k < nalg; k++) {
         nh_pipeline_opts o;
         nh_pipeline_opts_default(&o);
-        o.algos = algs[k].algos;
+        o.kinds = algs[k].kinds;
         o.model_path = algs[k].model;
         o.neural_mirror = algs[k].mirror;
         o.batch = 16;
@@ -354,7 +357,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "nhbench-quality: %s: %s\n", algs[k].name, nh_error_format(&err, eb, sizeof eb));
             return 1;
         }
-        algs[k].bytes = algs[k].algos & NH_ALGO_PDQ ? 32 : nh_pipeline_hash_bytes(p);
+        algs[k].bytes = algs[k].kinds & NH_KIND_BIT(NH_KIND_PDQ) ? 32 : nh_pipeline_hash_bytes(p);
         algs[k].bits = (unsigned)algs[k].bytes * 8;
         algs[k].hashes = calloc(slots, algs[k].bytes);
         algs[k].mhashes = algs[k].mirror ? calloc(slots, algs[k].bytes) : NULL;
@@ -401,7 +404,7 @@ int main(int argc, char **argv)
         for (size_t k = 0; k < nalg; k++) {
             nh_pipeline_opts o;
             nh_pipeline_opts_default(&o);
-            o.algos = algs[k].algos;
+            o.kinds = algs[k].kinds;
             o.model_path = algs[k].model;
             o.neural_mirror = algs[k].mirror;
             nh_pipeline *p = NULL;

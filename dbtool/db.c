@@ -21,56 +21,19 @@
 
 static const char schema_key[] = "schema";
 
-unsigned nh_db_kind_bits(nh_db_kind_type type)
-{
-    switch (type) {
-    case NH_DB_KIND_NEURAL:
-        return 96;
-    case NH_DB_KIND_PDQ:
-        return 256;
-    case NH_DB_KIND_DIGEST:
-        return 128;
-    }
-    return 0;
-}
-
-const char *nh_db_kind_name(nh_db_kind_type type)
-{
-    switch (type) {
-    case NH_DB_KIND_NEURAL:
-        return "neural";
-    case NH_DB_KIND_PDQ:
-        return "pdq";
-    case NH_DB_KIND_DIGEST:
-        return "digest";
-    }
-    return NULL;
-}
-
-nh_status nh_db_kind_parse(const char *name, nh_db_kind_type *out)
-{
-    static const nh_db_kind_type all[] = {NH_DB_KIND_NEURAL, NH_DB_KIND_PDQ, NH_DB_KIND_DIGEST};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (name && strcmp(name, nh_db_kind_name(all[i])) == 0) {
-            *out = all[i];
-            return NH_OK;
-        }
-    return NH_ERR_INVALID;
-}
-
 nh_status nhdb_mdb_error(nh_error *err, int rc, const char *path, const char *what)
 {
     return nh_error_set(err, NH_ERR_DB, NH_FOREIGN_MDB, rc, path, "%s: %s", what, mdb_strerror(rc));
 }
 
-unsigned nhdb_default_m(const nh_db *db, nh_db_kind_type type)
+unsigned nhdb_default_m(const nh_db *db, nh_kind_type type)
 {
     switch (type) {
-    case NH_DB_KIND_NEURAL:
+    case NH_KIND_NEURAL:
         return db->neural_m;
-    case NH_DB_KIND_PDQ:
+    case NH_KIND_PDQ:
         return db->pdq_m;
-    case NH_DB_KIND_DIGEST:
+    case NH_KIND_DIGEST:
         return 0;
     }
     return 0;
@@ -184,13 +147,13 @@ nh_status nhdb_kind_decode(uint32_t id, const MDB_val *val, nhdb_kind_info *out)
         return NH_ERR_FORMAT;
     memset(out, 0, sizeof *out);
     out->id = id;
-    out->kind.type = (nh_db_kind_type)p[2];
+    out->kind.type = (nh_kind_type)p[2];
     out->m = p[3];
     out->bits = nhdb_get_le16(p + 4);
     out->hb = out->bits / 8;
     memcpy(out->kind.model, p + 8, 8);
     out->count = nhdb_get_le64(p + 16);
-    if (nh_db_kind_bits(out->kind.type) != out->bits || out->count > NHDB_ORD_MASK)
+    if (nh_kind_type_bits(out->kind.type) != out->bits || out->count > NHDB_ORD_MASK)
         return NH_ERR_FORMAT;
     if (out->m && (out->bits / out->m > 32 || out->m > 64))
         return NH_ERR_FORMAT;
@@ -740,14 +703,14 @@ nh_status nh_db_add(nh_db *db, const nh_db_entry *e, nh_error *err)
     if (!db->in_batch)
         return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path,
                             "nh_db_add outside a batch");
-    unsigned bits = nh_db_kind_bits(e->kind.type);
+    unsigned bits = nh_kind_type_bits(e->kind.type);
     if (!bits || !e->hash)
         return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path,
                             "entry without a valid kind or hash");
     if (e->quality < -1 || e->quality > 100)
         return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path,
                             "quality %d outside 0..100", e->quality);
-    if (e->kind.type != NH_DB_KIND_NEURAL && memcmp(e->kind.model, zero16, 8) != 0)
+    if (e->kind.type != NH_KIND_NEURAL && memcmp(e->kind.model, zero16, 8) != 0)
         return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path,
                             "only neural kinds carry a model fingerprint");
     if (db->n_pend == db->cap_pend) {
@@ -781,11 +744,11 @@ nh_status nh_db_add(nh_db *db, const nh_db_entry *e, nh_error *err)
                         : nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "batch");
     }
     if ((p->has_digest && dset_add(db, p->digest)) ||
-        (e->kind.type == NH_DB_KIND_DIGEST && dset_add(db, p->hash))) {
+        (e->kind.type == NH_KIND_DIGEST && dset_add(db, p->hash))) {
         db->arena_n = save;
         return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "batch");
     }
-    if (p->has_digest || e->kind.type == NH_DB_KIND_DIGEST)
+    if (p->has_digest || e->kind.type == NH_KIND_DIGEST)
         db->n_pend_digests++;
     db->n_pend++;
     return NH_OK;
@@ -863,7 +826,7 @@ static int digest_item_cmp(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static nhdb_kind_info *kind_find(nhdb_kind_info *k, size_t n, const nh_db_kind *kind)
+static nhdb_kind_info *kind_find(nhdb_kind_info *k, size_t n, const nh_kind *kind)
 {
     for (size_t i = 0; i < n; i++)
         if (k[i].kind.type == kind->type && memcmp(k[i].kind.model, kind->model, 8) == 0)
@@ -982,7 +945,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
     /* Resolve kinds, creating new ones. */
     size_t last_k = SIZE_MAX; /* batches are mostly of one kind */
     for (size_t i = 0; i < n; i++) {
-        const nh_db_kind *pk = &db->pend[i].kind;
+        const nh_kind *pk = &db->pend[i].kind;
         if (last_k != SIZE_MAX && kinds[last_k].kind.type == pk->type &&
             memcmp(kinds[last_k].kind.model, pk->model, 8) == 0) {
             cc->kind_of[i] = (uint32_t)last_k;
@@ -1006,7 +969,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
             memset(k, 0, sizeof *k);
             k->id = id;
             k->kind = db->pend[i].kind;
-            k->bits = nh_db_kind_bits(k->kind.type);
+            k->bits = nh_kind_type_bits(k->kind.type);
             k->hb = k->bits / 8;
             k->m = nhdb_default_m(db, k->kind.type);
             k->dirty = 1;
@@ -1326,7 +1289,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
                 memcpy(cc->digs[nd].d, p->digest, 16);
                 cc->digs[nd++].id = cc->ids[i];
             }
-            if (p->kind.type == NH_DB_KIND_DIGEST &&
+            if (p->kind.type == NH_KIND_DIGEST &&
                 !(p->has_digest && memcmp(p->digest, p->hash, 16) == 0)) {
                 memcpy(cc->digs[nd].d, p->hash, 16);
                 cc->digs[nd++].id = cc->ids[i];
@@ -1424,7 +1387,7 @@ nh_status nh_db_batch_commit(nh_db *db, uint64_t *added, uint64_t *skipped, nh_e
         size_t est = 0;
         for (size_t i = 0; i < n; i++) {
             const nhdb_pending *p = &db->pend[i];
-            unsigned hb = nh_db_kind_bits(p->kind.type) / 8;
+            unsigned hb = nh_kind_type_bits(p->kind.type) / 8;
             est += nhdb_rec_size(hb, p->src_len, p->lab_len, p->note_len) + 48 + hb +
                    16 * ((size_t)nhdb_default_m(db, p->kind.type) + 1) + (p->has_digest ? 40 : 0);
         }
@@ -1870,7 +1833,7 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
             if (!has_pair(cg, r.digest, 16, r.id))
                 problem(&vs, "entry %016llx has no digest row", (unsigned long long)r.id);
         }
-        if (ki->kind.type == NH_DB_KIND_DIGEST &&
+        if (ki->kind.type == NH_KIND_DIGEST &&
             !(r.digest && memcmp(r.digest, r.hash, 16) == 0)) {
             want_digest++;
             if (!has_pair(cg, r.hash, 16, r.id))

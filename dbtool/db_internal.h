@@ -39,7 +39,7 @@
 /* A kind as known inside one transaction. */
 typedef struct nhdb_kind_info {
     uint32_t id;
-    nh_db_kind kind;
+    nh_kind kind;
     unsigned bits, hb, m; /* hash bits, hash bytes, MIH substrings (0 = none) */
     uint64_t count;       /* entries == next ordinal */
     int dirty;            /* record must be rewritten at commit */
@@ -90,7 +90,7 @@ struct nh_db {
 };
 
 typedef struct nhdb_pending {
-    nh_db_kind kind;
+    nh_kind kind;
     uint8_t hash[NH_DB_HASH_MAX];
     uint8_t digest[NH_DB_DIGEST_BYTES];
     int has_digest;
@@ -273,7 +273,7 @@ nh_status nhdb_kinds_load(nh_db *db, MDB_txn *txn, nhdb_kind_info **out, size_t 
 nh_status nhdb_mdb_error(nh_error *err, int rc, const char *path, const char *what);
 /* Begin a transaction, adopting a map grown by another process. */
 int nhdb_txn_begin(nh_db *db, unsigned flags, MDB_txn **txn);
-unsigned nhdb_default_m(const nh_db *db, nh_db_kind_type type);
+unsigned nhdb_default_m(const nh_db *db, nh_kind_type type);
 /* Dedupe key of (hash, source) within a kind: XXH3-64 of the source seeded with XXH3-64 of
  * the hash. */
 uint64_t nhdb_dedupe_hash(const uint8_t *hash, unsigned hb, const char *src, size_t src_len);

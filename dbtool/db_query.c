@@ -131,7 +131,7 @@ void nh_db_reader_destroy(nh_db_reader *rd)
     free(rd);
 }
 
-static nhdb_kind_info *reader_kind(nh_db_reader *rd, const nh_db_kind *kind)
+static nhdb_kind_info *reader_kind(nh_db_reader *rd, const nh_kind *kind)
 {
     for (size_t i = 0; i < rd->nk; i++)
         if (rd->kinds[i].kind.type == kind->type &&
@@ -148,7 +148,7 @@ static nhdb_kind_info *reader_kind_id(nh_db_reader *rd, uint32_t id)
     return NULL;
 }
 
-uint64_t nh_db_reader_kind_count(nh_db_reader *rd, const nh_db_kind *kind)
+uint64_t nh_db_reader_kind_count(nh_db_reader *rd, const nh_kind *kind)
 {
     nhdb_kind_info *k = reader_kind(rd, kind);
     return k ? k->count : 0;
@@ -267,7 +267,7 @@ nh_status nh_db_reader_get(nh_db_reader *rd, uint64_t id, nh_db_record *out, nh_
     return NH_OK;
 }
 
-nh_status nh_db_reader_foreach(nh_db_reader *rd, const nh_db_kind *kind, nh_db_record_fn fn,
+nh_status nh_db_reader_foreach(nh_db_reader *rd, const nh_kind *kind, nh_db_record_fn fn,
                                void *ctx, nh_error *err)
 {
     nh_status st = NH_OK;
@@ -722,7 +722,7 @@ static nh_status run_radius(nh_db_reader *rd, nhdb_kind_info *k, const uint8_t *
     return NH_OK;
 }
 
-static nh_status query_core(nh_db_reader *rd, const nh_db_kind *kind, const uint8_t *hash,
+static nh_status query_core(nh_db_reader *rd, const nh_kind *kind, const uint8_t *hash,
                             const nh_db_query_opts *opts, int sort, nh_error *err)
 {
     memset(&rd->info, 0, sizeof rd->info);
@@ -772,7 +772,7 @@ static nh_status query_core(nh_db_reader *rd, const nh_db_kind *kind, const uint
     return NH_OK;
 }
 
-nh_status nh_db_query(nh_db_reader *rd, const nh_db_kind *kind, const uint8_t *hash,
+nh_status nh_db_query(nh_db_reader *rd, const nh_kind *kind, const uint8_t *hash,
                       const nh_db_query_opts *opts, const nh_db_match **out, size_t *n,
                       nh_error *err)
 {
@@ -784,7 +784,7 @@ nh_status nh_db_query(nh_db_reader *rd, const nh_db_kind *kind, const uint8_t *h
     return NH_OK;
 }
 
-nh_status nh_db_query_each(nh_db_reader *rd, const nh_db_kind *kind, const uint8_t *hash,
+nh_status nh_db_query_each(nh_db_reader *rd, const nh_kind *kind, const uint8_t *hash,
                            const nh_db_query_opts *opts, nh_db_match_fn fn, void *ctx,
                            nh_error *err)
 {

@@ -548,8 +548,8 @@ static int cmd_export(int argc, char **argv)
             }
             break;
         case 'k': {
-            nh_db_kind_type t;
-            if (nh_db_kind_parse(optarg, &t)) {
+            nh_kind_type t;
+            if (nh_kind_parse(optarg, &t)) {
                 fprintf(stderr, "nhdb: unknown kind %s\n", optarg);
                 return 2;
             }
@@ -560,7 +560,7 @@ static int cmd_export(int argc, char **argv)
             if (parse_model(optarg, x.model))
                 return 2;
             x.have_model = 1;
-            x.want_type = NH_DB_KIND_NEURAL;
+            x.want_type = NH_KIND_NEURAL;
             break;
         case 'o':
             out = optarg;
@@ -575,9 +575,9 @@ static int cmd_export(int argc, char **argv)
         return 2;
     }
     if (x.fmt == NHDB_FMT_NEURAL)
-        x.want_type = NH_DB_KIND_NEURAL;
+        x.want_type = NH_KIND_NEURAL;
     if (x.fmt == NHDB_FMT_PDQ)
-        x.want_type = NH_DB_KIND_PDQ;
+        x.want_type = NH_KIND_PDQ;
     nh_error err = {0};
     nh_db *db = NULL;
     nh_db_reader *rd = NULL;
@@ -639,29 +639,29 @@ typedef struct query_ctx {
 static int query_one(query_ctx *q, const char *hex)
 {
     size_t n = strlen(hex);
-    nh_db_kind kind = {0};
+    nh_kind kind = {0};
     uint8_t h[NH_DB_HASH_MAX];
     nh_error err = {0};
     if (q->forced_type)
-        kind.type = (nh_db_kind_type)q->forced_type;
+        kind.type = (nh_kind_type)q->forced_type;
     else
-        kind.type = n == 24   ? NH_DB_KIND_NEURAL
-                    : n == 64 ? NH_DB_KIND_PDQ
-                    : n == 32 ? NH_DB_KIND_DIGEST
-                              : (nh_db_kind_type)0;
-    unsigned hb = nh_db_kind_bits(kind.type) / 8;
+        kind.type = n == 24   ? NH_KIND_NEURAL
+                    : n == 64 ? NH_KIND_PDQ
+                    : n == 32 ? NH_KIND_DIGEST
+                              : (nh_kind_type)0;
+    unsigned hb = nh_kind_type_bits(kind.type) / 8;
     if (!hb || n != 2 * hb || nh_hex_decode(hex, n, h, hb)) {
         fprintf(stderr, "nhdb: bad query hash '%s'\n", hex);
         return 1;
     }
-    if (kind.type == NH_DB_KIND_NEURAL) {
+    if (kind.type == NH_KIND_NEURAL) {
         if (q->have_model) {
             memcpy(kind.model, q->model, 8);
         } else {
             nh_db_kind_stats ks[64];
             size_t nk = nh_db_reader_kinds(q->rd, ks, 64), found = 0;
             for (size_t i = 0; i < nk && i < 64; i++)
-                if (ks[i].kind.type == NH_DB_KIND_NEURAL) {
+                if (ks[i].kind.type == NH_KIND_NEURAL) {
                     memcpy(kind.model, ks[i].kind.model, 8);
                     found++;
                 }
@@ -680,7 +680,7 @@ static int query_one(query_ctx *q, const char *hex)
     q->queries++;
     q->matches += nm;
     if (q->json) {
-        printf("{\"query\":\"%s\",\"kind\":\"%s\",\"matches\":[", hex, nh_db_kind_name(kind.type));
+        printf("{\"query\":\"%s\",\"kind\":\"%s\",\"matches\":[", hex, nh_kind_name(kind.type));
     }
     for (size_t i = 0; i < nm; i++) {
         nh_db_record r;
@@ -745,8 +745,8 @@ static int cmd_query(int argc, char **argv)
             q.have_model = 1;
             break;
         case 'K': {
-            nh_db_kind_type t;
-            if (nh_db_kind_parse(optarg, &t)) {
+            nh_kind_type t;
+            if (nh_kind_parse(optarg, &t)) {
                 fprintf(stderr, "nhdb: unknown kind %s\n", optarg);
                 return 2;
             }
@@ -856,17 +856,17 @@ static int cmd_stats(int argc, char **argv)
     for (size_t i = 0; i < nk; i++) {
         const nh_db_kind_stats *k = &s.kinds[i];
         char model[17] = "";
-        if (k->kind.type == NH_DB_KIND_NEURAL)
+        if (k->kind.type == NH_KIND_NEURAL)
             nh_hex_encode(k->kind.model, 8, model);
         if (json)
             printf("%s{\"id\":%u,\"kind\":\"%s\",\"model\":%s%s%s,\"bits\":%u,\"substrings\":%u,"
                    "\"count\":%" PRIu64 "}",
-                   i ? "," : "", k->kind_id, nh_db_kind_name(k->kind.type), model[0] ? "\"" : "",
+                   i ? "," : "", k->kind_id, nh_kind_name(k->kind.type), model[0] ? "\"" : "",
                    model[0] ? model : "null", model[0] ? "\"" : "", k->bits, k->substrings,
                    k->count);
         else
             printf("kind %u %s%s%s: %" PRIu64 " entries, %u bits, %u substrings\n", k->kind_id,
-                   nh_db_kind_name(k->kind.type), model[0] ? " model " : "", model, k->count,
+                   nh_kind_name(k->kind.type), model[0] ? " model " : "", model, k->count,
                    k->bits, k->substrings);
     }
     if (json)

@@ -171,8 +171,8 @@ static nh_status set_field(nhdb_parsed *p, fields *fl, const char *name, const c
             return fail(msg, cap, "bad kind");
         memcpy(tmp, val, n);
         tmp[n] = '\0';
-        nh_db_kind_type t;
-        if (nh_db_kind_parse(tmp, &t))
+        nh_kind_type t;
+        if (nh_kind_parse(tmp, &t))
             return fail(msg, cap, "unknown kind \"%s\" (neural, pdq, digest)", tmp);
         p->entry.kind.type = t;
         fl->have_kind = 1;
@@ -236,12 +236,12 @@ static nh_status check_fields(nhdb_parsed *p, const fields *fl, char *msg, size_
         return fail(msg, cap, "missing kind");
     if (!fl->have_hash)
         return fail(msg, cap, "missing hash");
-    unsigned want = nh_db_kind_bits(p->entry.kind.type) / 8;
+    unsigned want = nh_kind_type_bits(p->entry.kind.type) / 8;
     if ((unsigned)fl->have_hash != want)
         return fail(msg, cap, "a %s hash has %u hex digits, not %d",
-                    nh_db_kind_name(p->entry.kind.type), 2 * want, 2 * fl->have_hash);
+                    nh_kind_name(p->entry.kind.type), 2 * want, 2 * fl->have_hash);
     static const uint8_t zero[8];
-    if (p->entry.kind.type != NH_DB_KIND_NEURAL && memcmp(p->entry.kind.model, zero, 8))
+    if (p->entry.kind.type != NH_KIND_NEURAL && memcmp(p->entry.kind.model, zero, 8))
         return fail(msg, cap, "only neural hashes carry a model");
     finish(p);
     return NH_OK;
@@ -544,7 +544,7 @@ nh_status nhdb_text_parse(nhdb_fmt fmt, const char *line, const uint8_t *neural_
                             "expected 24 hex digits, optionally followed by whitespace "
                             "and a path");
             nh_hex_decode(s, 24, p->hash, 12);
-            p->entry.kind.type = NH_DB_KIND_NEURAL;
+            p->entry.kind.type = NH_KIND_NEURAL;
             if (neural_model)
                 memcpy(p->entry.kind.model, neural_model, 8);
             s += 24;
@@ -567,7 +567,7 @@ nh_status nhdb_text_parse(nhdb_fmt fmt, const char *line, const uint8_t *neural_
             long q = strtol(tmp, &end, 10);
             if (*end || q < 0 || q > 100)
                 return fail(msg, cap, "quality must be an integer 0..100");
-            p->entry.kind.type = NH_DB_KIND_PDQ;
+            p->entry.kind.type = NH_KIND_PDQ;
             p->entry.quality = (int)q;
             if (set_str(&p->source, &p->source_cap, c2 + 1, strlen(c2 + 1)))
                 return fail(msg, cap, "out of memory");
@@ -650,7 +650,7 @@ int nhdb_text_write(FILE *f, nhdb_fmt fmt, const nh_db_record *r)
 {
     char hex[2 * NH_DB_HASH_MAX + 1], model[17] = "", digest[33] = "";
     nh_hex_encode(r->hash, r->bits / 8, hex);
-    if (r->kind.type == NH_DB_KIND_NEURAL)
+    if (r->kind.type == NH_KIND_NEURAL)
         nh_hex_encode(r->kind.model, 8, model);
     if (r->digest)
         nh_hex_encode(r->digest, 16, digest);
@@ -662,7 +662,7 @@ int nhdb_text_write(FILE *f, nhdb_fmt fmt, const nh_db_record *r)
         fprintf(f, "%s,%d,%s\n", hex, r->quality < 0 ? 0 : r->quality, r->source);
         break;
     case NHDB_FMT_JSONL:
-        fprintf(f, "{\"kind\":\"%s\",\"model\":", nh_db_kind_name(r->kind.type));
+        fprintf(f, "{\"kind\":\"%s\",\"model\":", nh_kind_name(r->kind.type));
         if (model[0])
             fprintf(f, "\"%s\"", model);
         else
@@ -686,7 +686,7 @@ int nhdb_text_write(FILE *f, nhdb_fmt fmt, const nh_db_record *r)
         fprintf(f, ",\"added\":%" PRId64 "}\n", r->added);
         break;
     case NHDB_FMT_CSV: {
-        fprintf(f, "%s,%s,%s,%s,", nh_db_kind_name(r->kind.type), model, hex, digest);
+        fprintf(f, "%s,%s,%s,%s,", nh_kind_name(r->kind.type), model, hex, digest);
         if (r->quality >= 0)
             fprintf(f, "%d", r->quality);
         putc(',', f);

@@ -15,10 +15,9 @@
 
 #include "cli.h"
 #include "cli_out.h"
+#include "nhash/net.h"
 #include "nhash/pipeline.h"
-#ifdef NH_HAVE_DB
 #include "cli_db.h"
-#endif
 
 int nh_cli_audit(int argc, char **argv);
 
@@ -57,14 +56,13 @@ static void usage(FILE *f)
             "  --format jsonl|csv  default jsonl (records of type match, error, summary); csv\n"
             "                      prints matches on stdout and summaries on stderr\n"
             "  -0, --null, --batch, --threads, --backend, --platform, --device, --decode,\n"
-            "  --allow-untrusted, --max-pixels   as in `nhash hash`\n\n"
+            "  --allow-untrusted, --max-pixels, --pdq-backend   as in `nhash hash`\n\n"
             "Exit status: 0 no archive reached the threshold and every file was read, 1 some\n"
             "files failed, 3 an archive reached the threshold (wins over 1), 2 usage or set-up\n"
             "error, 130 interrupted.\n",
             DEFAULT_RADIUS_NEURAL, DEFAULT_RADIUS_PDQ, DEFAULT_THRESHOLD);
 }
 
-#ifdef NH_HAVE_DB
 static volatile sig_atomic_t g_stop;
 
 static void on_sigint(int sig)
@@ -173,20 +171,12 @@ static int on_record(const nh_record *r, void *user)
         c->matched_files++;
     return ferror(stdout) ? 1 : 0;
 }
-#endif
 
 int nh_cli_audit(int argc, char **argv)
 {
-#ifndef NH_HAVE_DB
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "nhash audit: this build has no database support\n");
-    usage(stderr);
-    return 2;
-#else
     nh_pipeline_opts o;
     nh_pipeline_opts_default(&o);
-    o.algos = 0;
+    o.kinds = 0;
     const char *db_dir = NULL;
     unsigned r_neural = DEFAULT_RADIUS_NEURAL, r_pdq = DEFAULT_RADIUS_PDQ;
     size_t threshold = DEFAULT_THRESHOLD;
@@ -201,27 +191,17 @@ int nh_cli_audit(int argc, char **argv)
         {"device", required_argument, 0, 'D'},      {"decode", required_argument, 0, 'd'},
         {"allow-untrusted", no_argument, 0, 'u'},   {"max-pixels", required_argument, 0, 'x'},
         {"pdq-dihedral", no_argument, 0, 'R'},      {"help", no_argument, 0, 'h'},
-        {"neural-mirror", no_argument, 0, 'M'},     {0, 0, 0, 0}};
+        {"neural-mirror", no_argument, 0, 'M'},     {"pdq-backend", required_argument, 0, 'Q'},
+        {0, 0, 0, 0}};
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "0h", lo, NULL)) != -1) {
         switch (ch) {
         case 'S': db_dir = optarg; break;
         case 'a':
-            for (char *s = optarg; s && *s;) {
-                char *e = strchr(s, ',');
-                size_t n = e ? (size_t)(e - s) : strlen(s);
-                if (n == 6 && !strncmp(s, "neural", 6))
-                    o.algos |= NH_ALGO_NEURAL;
-                else if (n == 3 && !strncmp(s, "pdq", 3))
-                    o.algos |= NH_ALGO_PDQ;
-                else if (n == 6 && !strncmp(s, "digest", 6))
-                    o.algos |= NH_ALGO_DIGEST;
-                else {
-                    fprintf(stderr, "nhash audit: unknown --algo '%s'\n", optarg);
-                    return 2;
-                }
-                s = e ? e + 1 : NULL;
+            if (nh_kind_parse_list(optarg, &o.kinds) != NH_OK) {
+                fprintf(stderr, "nhash audit: unknown --algo '%s'\n", optarg);
+                return 2;
             }
             break;
         case 'm': o.model_path = optarg; break;
@@ -247,6 +227,12 @@ int nh_cli_audit(int argc, char **argv)
         case 'x': o.decode.max_pixels = strtoull(optarg, NULL, 10); break;
         case 'R': o.pdq_dihedral = 1; break;
         case 'M': o.neural_mirror = 1; break;
+        case 'Q':
+            if (nh_cli_pdq_backend(optarg, &o.pdq_backend) != 0) {
+                fprintf(stderr, "nhash audit: unknown --pdq-backend '%s' (auto, c, cl)\n", optarg);
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -255,7 +241,7 @@ int nh_cli_audit(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (r_neural > 96 || r_pdq > 256 || o.batch > 1024) {
+    if (r_neural > 8 * NH_HASH_MAX_BYTES || r_pdq > 256 || o.batch > 1024) {
         fprintf(stderr, "nhash audit: radius or batch out of range\n");
         return 2;
     }
@@ -266,25 +252,37 @@ int nh_cli_audit(int argc, char **argv)
     nh_cli_db *db = NULL;
     nh_pipeline *p = NULL;
     int rc = 0;
-    unsigned want = o.algos;
+    unsigned want = o.kinds;
+    const unsigned NEURAL = NH_KIND_BIT(NH_KIND_NEURAL), PDQ = NH_KIND_BIT(NH_KIND_PDQ),
+                   DIGEST = NH_KIND_BIT(NH_KIND_DIGEST);
     if (!want)
-        o.algos = NH_ALGO_NEURAL | NH_ALGO_DIGEST;
-    /* A neural model is needed to know its fingerprint; try it, fall back without it. */
-    nh_status st = NH_OK;
-    if (o.algos & NH_ALGO_NEURAL) {
-        st = nh_pipeline_create(&o, &p, &err);
-        if (st != NH_OK && !want) {
-            o.algos &= ~(unsigned)NH_ALGO_NEURAL;
-            p = NULL;
-        } else if (st != NH_OK) {
+        o.kinds = NEURAL | PDQ | DIGEST;
+    /* The model's kind (fingerprint and width) tells which of the set's neural hashes compare;
+     * reading the model file is enough to know it, so the pipeline is built once, below, for
+     * just the kinds the set holds. Without a usable model the audit goes on without it
+     * unless neural hashes were asked for. */
+    nh_kind neural_kind;
+    int have_model = 0;
+    if (o.kinds & NEURAL) {
+        nh_model *model = NULL;
+        const char *mp = o.model_path ? o.model_path : nh_pipeline_default_model();
+        nh_status st = nh_model_load(mp, &model, &err);
+        if (st == NH_OK && !nh_kind_bits_valid(NH_KIND_NEURAL, model->hash_bits))
+            st = nh_error_set(&err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, mp,
+                              "model has no usable hash projection (%u bits)", model->hash_bits);
+        if (st == NH_OK) {
+            neural_kind = nh_kind_neural(model->fingerprint, model->hash_bits);
+            have_model = 1;
+        } else if (want) {
             fprintf(stderr, "nhash audit: %s\n", nh_error_format(&err, eb, sizeof eb));
+            nh_model_destroy(model);
             return 2;
+        } else {
+            o.kinds &= ~NEURAL;
         }
+        nh_model_destroy(model);
     }
-    uint64_t fp = p ? nh_pipeline_model_fingerprint(p) : 0;
-    nh_pipeline_destroy(p);
-    p = NULL;
-    if (nh_cli_db_open(db_dir, 0, fp, &db, &err) != NH_OK) {
+    if (nh_cli_db_open(db_dir, 0, have_model ? &neural_kind : NULL, &db, &err) != NH_OK) {
         fprintf(stderr, "nhash audit: %s\n", nh_error_format(&err, eb, sizeof eb));
         return 2;
     }
@@ -294,21 +292,24 @@ int nh_cli_audit(int argc, char **argv)
         fprintf(stderr, "nhash audit: the set also holds neural hashes of %zu other model(s); "
                         "they are not compared with this model's hashes\n", others);
     if (!want)
-        o.algos = have & (NH_ALGO_NEURAL | NH_ALGO_DIGEST
-#ifdef NH_HAVE_PDQ
-                          | NH_ALGO_PDQ
-#endif
-                          );
+        o.kinds = have & o.kinds;
     else if ((want & ~have) != 0)
         fprintf(stderr, "nhash audit: note: the set holds no hashes of some requested kind(s)\n");
-    if (!o.algos) {
+    if (!o.kinds) {
         fprintf(stderr, "nhash audit: the set %s holds nothing this run can compare\n", db_dir);
         nh_cli_db_close(db);
         return 2;
     }
-    o.algos |= NH_ALGO_DIGEST;
+    if (have_model && (o.kinds & NEURAL) && r_neural > nh_kind_bits(&neural_kind)) {
+        fprintf(stderr, "nhash audit: --radius-neural %u is over the model's %u bits\n", r_neural,
+                nh_kind_bits(&neural_kind));
+        nh_cli_db_close(db);
+        return 2;
+    }
+    o.kinds |= DIGEST;
     o.stop = &g_stop;
-    if (nh_pipeline_create(&o, &p, &err) != NH_OK) {
+    nh_status st = nh_pipeline_create(&o, &p, &err);
+    if (st != NH_OK) {
         fprintf(stderr, "nhash audit: %s\n", nh_error_format(&err, eb, sizeof eb));
         nh_cli_db_close(db);
         return 2;
@@ -376,5 +377,4 @@ int nh_cli_audit(int argc, char **argv)
     nh_pipeline_destroy(p);
     nh_cli_db_close(db);
     return rc;
-#endif
 }

@@ -1,5 +1,4 @@
 /* nhash CLI <-> libnhdb glue. See cli_db.h. Compiled to nothing without libnhdb. */
-#ifdef NH_HAVE_DB
 #include "cli_db.h"
 
 #include <pthread.h>
@@ -16,7 +15,7 @@
 struct nh_cli_db {
     nh_db *db;
     nh_db_reader *rd;
-    nh_db_kind neural, pdq, digest;
+    nh_kind neural, pdq, digest;
     int write;
     int in_batch;
     size_t pending;
@@ -54,12 +53,12 @@ static int collect(void *ctx, const nh_db_record *rec)
     nh_cli_db *d = ctx;
     if (rec->digest)
         push(&d->known, &d->nknown, &d->capknown, rec->digest);
-    else if (rec->kind.type == NH_DB_KIND_DIGEST)
+    else if (rec->kind.type == NH_KIND_DIGEST)
         push(&d->known, &d->nknown, &d->capknown, rec->hash);
     return 0;
 }
 
-nh_status nh_cli_db_open(const char *dir, int write, uint64_t fingerprint, nh_cli_db **out,
+nh_status nh_cli_db_open(const char *dir, int write, const nh_kind *neural, nh_cli_db **out,
                          nh_error *err)
 {
     nh_cli_db *d = calloc(1, sizeof *d);
@@ -67,11 +66,9 @@ nh_status nh_cli_db_open(const char *dir, int write, uint64_t fingerprint, nh_cl
         return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, dir, "out of memory");
     pthread_mutex_init(&d->mu, NULL);
     d->write = write;
-    d->neural.type = NH_DB_KIND_NEURAL;
-    for (int i = 0; i < 8; i++)
-        d->neural.model[i] = (uint8_t)(fingerprint >> (56 - 8 * i));
-    d->pdq.type = NH_DB_KIND_PDQ;
-    d->digest.type = NH_DB_KIND_DIGEST;
+    d->neural = neural ? *neural : nh_kind_neural(0, 0);
+    d->pdq = nh_kind_of(NH_KIND_PDQ);
+    d->digest = nh_kind_of(NH_KIND_DIGEST);
     nh_status st = nh_db_open(dir, write ? NH_DB_OPEN_CREATE : NH_DB_OPEN_READONLY, NULL, &d->db,
                               err);
     if (st != NH_OK)
@@ -162,35 +159,28 @@ nh_status nh_cli_db_add(nh_cli_db *d, const nh_record *r, const char *label, con
     }
     nh_db_entry e;
     memset(&e, 0, sizeof e);
-    e.digest = r->has_digest ? r->digest : NULL;
+    const nh_hash *digest = nh_record_hash(r, NH_KIND_DIGEST, NH_VARIANT_ORIGINAL);
+    e.digest = digest ? digest->bytes : NULL;
     e.quality = -1;
     e.source = r->path;
     e.label = label;
     e.note = note;
-    if (r->has_neural) {
-        e.kind = d->neural;
-        e.hash = r->neural;
+    /* Every original-variant hash of the record (neural, pdq, and the file by its exact
+     * digest, so audits find byte-identical copies), in the order neural, pdq, digest. */
+    static const nh_kind_type order[] = {NH_KIND_NEURAL, NH_KIND_PDQ, NH_KIND_DIGEST};
+    for (size_t k = 0; k < sizeof order / sizeof *order; k++) {
+        const nh_hash *h = nh_record_hash(r, order[k], NH_VARIANT_ORIGINAL);
+        if (!h)
+            continue;
+        e.kind = h->kind;
+        e.hash = h->bytes;
+        e.quality = h->quality;
         if ((st = nh_db_add(d->db, &e, err)) != NH_OK)
             return st;
     }
-    if (r->has_pdq) {
-        e.kind = d->pdq;
-        e.hash = r->pdq;
-        e.quality = r->pdq_quality;
-        if ((st = nh_db_add(d->db, &e, err)) != NH_OK)
-            return st;
-        e.quality = -1;
-    }
-    if (r->has_digest) {
-        /* every file also by its exact digest, so audits find byte-identical copies */
-        e.kind = d->digest;
-        e.hash = r->digest;
-        if ((st = nh_db_add(d->db, &e, err)) != NH_OK)
-            return st;
-    }
-    if (r->has_digest) {
+    if (digest) {
         pthread_mutex_lock(&d->mu);
-        push(&d->fresh, &d->nfresh, &d->capfresh, r->digest);
+        push(&d->fresh, &d->nfresh, &d->capfresh, digest->bytes);
         pthread_mutex_unlock(&d->mu);
     }
     if (++d->pending >= COMMIT_EVERY || nh_time_now() - d->batch_started >= COMMIT_SECONDS)
@@ -208,14 +198,14 @@ unsigned nh_cli_db_kinds(nh_cli_db *d, size_t *other_models)
         if (!ks[k].count)
             continue;
         switch (ks[k].kind.type) {
-        case NH_DB_KIND_NEURAL:
+        case NH_KIND_NEURAL:
             if (!memcmp(ks[k].kind.model, d->neural.model, 8))
-                mask |= NH_ALGO_NEURAL;
+                mask |= NH_KIND_BIT(NH_KIND_NEURAL);
             else
                 others++;
             break;
-        case NH_DB_KIND_PDQ: mask |= NH_ALGO_PDQ; break;
-        case NH_DB_KIND_DIGEST: mask |= NH_ALGO_DIGEST; break;
+        case NH_KIND_PDQ: mask |= NH_KIND_BIT(NH_KIND_PDQ); break;
+        case NH_KIND_DIGEST: mask |= NH_KIND_BIT(NH_KIND_DIGEST); break;
         }
     }
     if (other_models)
@@ -223,8 +213,6 @@ unsigned nh_cli_db_kinds(nh_cli_db *d, size_t *other_models)
     return mask;
 }
 
-static const char *const variant_names[8] = {"original", "rotate90", "rotate180", "rotate270",
-                                              "flipx", "flipy", "flip+1", "flip-1"};
 
 /* PDQ dihedral matches (and neural matches of a file and its mirror image) are gathered over
  * the variants and reported once per entry, with the variant at the best distance. */
@@ -299,51 +287,59 @@ nh_status nh_cli_db_match(nh_cli_db *d, const nh_record *r, unsigned r_neural, u
     nh_status st = NH_OK;
     if (r->status != NH_OK)
         goto done;
-    if (r->has_neural) {
+    const nh_hash *neural = nh_record_hash(r, NH_KIND_NEURAL, NH_VARIANT_ORIGINAL);
+    const nh_hash *mirror = nh_record_hash(r, NH_KIND_NEURAL, NH_VARIANT_FLIPX);
+    const nh_hash *pdq = nh_record_hash(r, NH_KIND_PDQ, NH_VARIANT_ORIGINAL);
+    const nh_hash *dih = nh_record_hash(r, NH_KIND_PDQ, NH_VARIANT_ROTATE90);
+    const nh_hash *digest = nh_record_hash(r, NH_KIND_DIGEST, NH_VARIANT_ORIGINAL);
+    if (neural) {
         m.kind = "neural";
         q.radius = r_neural;
-        if (r->has_neural_mirror) {
+        if (mirror) {
             /* The file and its mirror image, each entry reported once at its best distance. */
-            m.variant = 0;
-            st = nh_db_query_each(d->rd, &d->neural, r->neural, &q, on_match, &m, err);
-            m.variant = 4; /* "flipx" */
+            m.variant = NH_VARIANT_ORIGINAL;
+            st = nh_db_query_each(d->rd, &d->neural, neural->bytes, &q, on_match, &m, err);
+            m.variant = NH_VARIANT_FLIPX;
             if (st == NH_OK && m.st == NH_OK)
-                st = nh_db_query_each(d->rd, &d->neural, r->neural_mirror, &q, on_match, &m, err);
+                st = nh_db_query_each(d->rd, &d->neural, mirror->bytes, &q, on_match, &m, err);
             m.variant = -1;
             for (size_t i = 0; i < m.nhits && st == NH_OK && m.st == NH_OK; i++)
-                if (emit(&m, m.hits[i].id, m.hits[i].distance, variant_names[m.hits[i].variant]))
+                if (emit(&m, m.hits[i].id, m.hits[i].distance, nh_variant_name((nh_variant)m.hits[i].variant)))
                     break;
             m.nhits = 0;
         } else {
-            st = nh_db_query_each(d->rd, &d->neural, r->neural, &q, on_match, &m, err);
+            st = nh_db_query_each(d->rd, &d->neural, neural->bytes, &q, on_match, &m, err);
         }
         if (st != NH_OK || m.st != NH_OK)
             goto done;
     }
-    if (r->has_pdq) {
+    if (pdq) {
         m.kind = "pdq";
-        m.query_unreliable = r->pdq_quality < 50;
+        m.query_unreliable = pdq->quality < 50;
         q.radius = r_pdq;
-        if (r->has_pdq_dihedral) {
-            for (int v = 0; v < 8 && st == NH_OK && m.st == NH_OK; v++) {
+        if (dih) {
+            for (int v = 0; v < NH_VARIANTS && st == NH_OK && m.st == NH_OK; v++) {
+                const nh_hash *h = nh_record_hash(r, NH_KIND_PDQ, (nh_variant)v);
+                if (!h)
+                    continue;
                 m.variant = v;
-                st = nh_db_query_each(d->rd, &d->pdq, r->pdq_dihedral[v], &q, on_match, &m, err);
+                st = nh_db_query_each(d->rd, &d->pdq, h->bytes, &q, on_match, &m, err);
             }
             m.variant = -1;
             for (size_t i = 0; i < m.nhits && st == NH_OK && m.st == NH_OK; i++)
-                if (emit(&m, m.hits[i].id, m.hits[i].distance, variant_names[m.hits[i].variant]))
+                if (emit(&m, m.hits[i].id, m.hits[i].distance, nh_variant_name((nh_variant)m.hits[i].variant)))
                     break;
         } else {
-            st = nh_db_query_each(d->rd, &d->pdq, r->pdq, &q, on_match, &m, err);
+            st = nh_db_query_each(d->rd, &d->pdq, pdq->bytes, &q, on_match, &m, err);
         }
         m.query_unreliable = 0;
         if (st != NH_OK || m.st != NH_OK)
             goto done;
     }
-    if (r->has_digest) {
+    if (digest) {
         m.kind = "digest";
         q.radius = 0;
-        st = nh_db_query_each(d->rd, &d->digest, r->digest, &q, on_match, &m, err);
+        st = nh_db_query_each(d->rd, &d->digest, digest->bytes, &q, on_match, &m, err);
     }
 done:
     free(m.hits);
@@ -351,6 +347,3 @@ done:
         *n = m.n;
     return st != NH_OK ? st : m.st;
 }
-#else
-typedef int nh_cli_db_unused; /* ISO C wants a non-empty translation unit */
-#endif

@@ -1,5 +1,5 @@
 /* nhash CLI <-> libnhdb glue: adding pipeline records to a hash set, resuming by digest,
- * and matching records against a set. Only built when libnhdb is (NH_HAVE_DB). */
+ * and matching records against a set. */
 #ifndef NHASH_CLI_DB_H
 #define NHASH_CLI_DB_H
 
@@ -10,8 +10,9 @@
 
 typedef struct nh_cli_db nh_cli_db;
 
-/* Open (creating when write) the set in dir. fingerprint: the neural model's, 0 if none. */
-nh_status nh_cli_db_open(const char *dir, int write, uint64_t fingerprint, nh_cli_db **out,
+/* Open (creating when write) the set in dir. neural: the job's neural kind (model
+ * fingerprint and width), NULL when it computes none. */
+nh_status nh_cli_db_open(const char *dir, int write, const nh_kind *neural, nh_cli_db **out,
                          nh_error *err);
 void nh_cli_db_close(nh_cli_db *d);
 
@@ -24,8 +25,8 @@ nh_status nh_cli_db_add(nh_cli_db *d, const nh_record *r, const char *label, con
                         nh_error *err);
 nh_status nh_cli_db_flush(nh_cli_db *d, uint64_t *added, uint64_t *dupes, nh_error *err);
 
-/* Which kinds the set holds: bit NH_ALGO_NEURAL when it holds hashes of this model,
- * NH_ALGO_PDQ, NH_ALGO_DIGEST. *other_models: neural kinds of other models present. */
+/* Which kinds the set holds, as NH_KIND_BIT(type): neural when it holds hashes of this
+ * model, pdq, digest. *other_models: neural kinds of other models present. */
 unsigned nh_cli_db_kinds(nh_cli_db *d, size_t *other_models);
 
 /* One match of a record against the set. Strings borrowed until the callback returns. */

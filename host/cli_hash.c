@@ -14,9 +14,7 @@
 #include "cli.h"
 #include "cli_out.h"
 #include "nhash/pipeline.h"
-#ifdef NH_HAVE_DB
 #include "cli_db.h"
-#endif
 
 int nh_cli_hash(int argc, char **argv);
 
@@ -37,7 +35,7 @@ static void on_sigint(int sig)
 
 struct hash_ctx {
     enum out_format fmt;
-    unsigned algos;
+    unsigned kinds;
     int progress;
     size_t total;            /* 0 = unknown */
     double t0, last_draw;
@@ -45,9 +43,7 @@ struct hash_ctx {
     int placeholder;
     const char *model_name;
     char fingerprint[17];
-#ifdef NH_HAVE_DB
     nh_cli_db *db;
-#endif
     const char *label, *note;
     int db_failed;
     nh_error db_err;
@@ -96,6 +92,9 @@ static int on_record(const nh_record *r, void *user)
         fprintf(stderr, "nhash: %s\n", nh_error_format(&r->err, ebuf, sizeof ebuf));
     }
     int valid = nh_utf8_valid(r->path, strlen(r->path));
+    const nh_hash *neural = nh_record_hash(r, NH_KIND_NEURAL, NH_VARIANT_ORIGINAL);
+    const nh_hash *pdq = nh_record_hash(r, NH_KIND_PDQ, NH_VARIANT_ORIGINAL);
+    const nh_hash *digest = nh_record_hash(r, NH_KIND_DIGEST, NH_VARIANT_ORIGINAL);
     switch (c->fmt) {
     case OUT_HEX:
     case OUT_BASE64: {
@@ -105,21 +104,21 @@ static int on_record(const nh_record *r, void *user)
         if (esc)
             fputc('\\', stdout);
         int first = 1;
-        if (r->has_neural) {
-            print_hash(stdout, r->neural, r->neural_bytes, c->fmt);
+        if (neural) {
+            print_hash(stdout, neural->bytes, nh_hash_size(neural), c->fmt);
             first = 0;
         }
-        if (r->has_pdq) {
+        if (pdq) {
             if (!first)
                 fputc(' ', stdout);
-            print_hash(stdout, r->pdq, 32, c->fmt);
-            printf(" %d", r->pdq_quality);
+            print_hash(stdout, pdq->bytes, 32, c->fmt);
+            printf(" %d", pdq->quality);
             first = 0;
         }
-        if (r->has_digest && (c->algos & NH_ALGO_DIGEST)) {
+        if (digest && (c->kinds & NH_KIND_BIT(NH_KIND_DIGEST))) {
             if (!first)
                 fputc(' ', stdout);
-            print_hash(stdout, r->digest, 16, c->fmt);
+            print_hash(stdout, digest->bytes, 16, c->fmt);
         }
         fputs("  ", stdout);
         nh_text_path(stdout, r->path, esc);
@@ -145,26 +144,26 @@ static int on_record(const nh_record *r, void *user)
             fputs("}\n", stdout);
             break;
         }
-        if (r->has_neural) {
+        if (neural) {
             char h[2 * NH_NEURAL_MAX_BYTES + 1], b[NH_NEURAL_MAX_BYTES * 2];
-            nh_hex_encode(r->neural, r->neural_bytes, h);
-            nh_base64_encode(r->neural, r->neural_bytes, b);
+            nh_hex_encode(neural->bytes, nh_hash_size(neural), h);
+            nh_base64_encode(neural->bytes, nh_hash_size(neural), b);
             printf(",\"neural\":\"%s\",\"neural_b64\":\"%s\",\"min_abs_score\":%.6g,\"model\":",
-                   h, b, r->neural_min_abs);
+                   h, b, neural->margin);
             nh_json_string(stdout, c->model_name ? c->model_name : "");
             printf(",\"model_fingerprint\":\"%s\"", c->fingerprint);
             if (c->placeholder)
                 fputs(",\"placeholder_model\":true", stdout);
         }
-        if (r->has_pdq) {
+        if (pdq) {
             char h[65];
-            nh_hex_encode(r->pdq, 32, h);
-            printf(",\"pdq\":\"%s\",\"pdq_quality\":%d%s", h, r->pdq_quality,
-                   r->pdq_quality < 50 ? ",\"pdq_unreliable\":true" : "");
+            nh_hex_encode(pdq->bytes, 32, h);
+            printf(",\"pdq\":\"%s\",\"pdq_quality\":%d%s", h, pdq->quality,
+                   pdq->quality < 50 ? ",\"pdq_unreliable\":true" : "");
         }
-        if (r->has_digest) {
+        if (digest) {
             char h[33];
-            nh_hex_encode(r->digest, 16, h);
+            nh_hex_encode(digest->bytes, 16, h);
             printf(",\"xxh128\":\"%s\"", h);
         }
         if (r->skipped)
@@ -175,14 +174,14 @@ static int on_record(const nh_record *r, void *user)
         break;
     case OUT_CSV: {
         char h[2 * NH_NEURAL_MAX_BYTES + 1] = "", p[65] = "", d[33] = "", q[16] = "";
-        if (r->has_neural)
-            nh_hex_encode(r->neural, r->neural_bytes, h);
-        if (r->has_pdq) {
-            nh_hex_encode(r->pdq, 32, p);
-            snprintf(q, sizeof q, "%d", r->pdq_quality);
+        if (neural)
+            nh_hex_encode(neural->bytes, nh_hash_size(neural), h);
+        if (pdq) {
+            nh_hex_encode(pdq->bytes, 32, p);
+            snprintf(q, sizeof q, "%d", pdq->quality);
         }
-        if (r->has_digest)
-            nh_hex_encode(r->digest, 16, d);
+        if (digest)
+            nh_hex_encode(digest->bytes, 16, d);
         nh_csv_field(stdout, r->path);
         printf(",%s,%s,%s,%s,", h, p, q, d);
         if (r->status != NH_OK)
@@ -193,12 +192,10 @@ static int on_record(const nh_record *r, void *user)
     }
     if (c->progress)
         draw_progress(c, 0);
-#ifdef NH_HAVE_DB
     if (c->db && nh_cli_db_add(c->db, r, c->label, c->note, &c->db_err) != NH_OK) {
         c->db_failed = 1;
         return 1;
     }
-#endif
     /* Each record leaves at once: a consumer downstream (or a kill) sees whole records. */
     fflush(stdout);
     return ferror(stdout) ? 1 : 0;
@@ -226,6 +223,8 @@ static void usage(FILE *f)
             "  --decode compat|fast  neural input: Pillow-exact (default) or shrink-on-load\n"
             "  --autorotate        fast decode: apply EXIF orientation\n"
             "  --pdq-fast          PDQ input by shrink-on-load instead of the reference path\n"
+            "  --pdq-backend B     auto (default: the OpenCL device when it is a GPU that gives\n"
+            "                      the reference's bits, else C on the decode workers), c, cl\n"
             "  --allow-untrusted   allow libvips loaders marked untrusted\n"
             "  --max-pixels N      refuse images over N pixels (default 100000000)\n"
             "  --progress, --no-progress   progress line on stderr (default: when a terminal)\n"
@@ -260,26 +259,6 @@ static size_t count_inputs(char **paths, size_t n)
     return count;
 }
 
-static unsigned parse_algos(const char *s)
-{
-    unsigned a = 0;
-    char *copy = strdup(s), *save = NULL;
-    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (!strcmp(t, "neural"))
-            a |= NH_ALGO_NEURAL;
-        else if (!strcmp(t, "pdq"))
-            a |= NH_ALGO_PDQ;
-        else if (!strcmp(t, "digest") || !strcmp(t, "xxh128"))
-            a |= NH_ALGO_DIGEST;
-        else {
-            a = 0;
-            break;
-        }
-    }
-    free(copy);
-    return a;
-}
-
 int nh_cli_hash(int argc, char **argv)
 {
     nh_pipeline_opts o;
@@ -297,7 +276,7 @@ int nh_cli_hash(int argc, char **argv)
         {"allow-untrusted", no_argument, 0, 'u'}, {"max-pixels", required_argument, 0, 'x'},
         {"progress", no_argument, 0, 'g'},     {"no-progress", no_argument, 0, 'G'},
         {"db", required_argument, 0, 'S'},     {"label", required_argument, 0, 'L'},
-        {"note", required_argument, 0, 'N'},
+        {"note", required_argument, 0, 'N'},   {"pdq-backend", required_argument, 0, 'Q'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     const char *db_dir = NULL;
     int ch;
@@ -305,8 +284,7 @@ int nh_cli_hash(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "0h", lo, NULL)) != -1) {
         switch (ch) {
         case 'a':
-            o.algos = parse_algos(optarg);
-            if (!o.algos) {
+            if (nh_kind_parse_list(optarg, &o.kinds) != NH_OK) {
                 fprintf(stderr, "nhash hash: unknown --algo '%s' (neural, pdq, digest)\n", optarg);
                 return 2;
             }
@@ -350,6 +328,12 @@ int nh_cli_hash(int argc, char **argv)
             break;
         case 'r': o.decode.autorotate = 1; break;
         case 'q': o.pdq_fast = 1; break;
+        case 'Q':
+            if (nh_cli_pdq_backend(optarg, &o.pdq_backend) != 0) {
+                fprintf(stderr, "nhash hash: unknown --pdq-backend '%s' (auto, c, cl)\n", optarg);
+                return 2;
+            }
+            break;
         case 'u': o.decode.allow_untrusted = 1; break;
         case 'x': o.decode.max_pixels = strtoull(optarg, NULL, 10); break;
         case 'g': progress = 1; break;
@@ -367,7 +351,7 @@ int nh_cli_hash(int argc, char **argv)
     }
     char **paths = argv + optind;
     size_t npaths = (size_t)(argc - optind);
-    c.algos = o.algos;
+    c.kinds = o.kinds;
     c.progress = progress >= 0 ? progress : isatty(2);
     o.stop = &g_stop;
     nh_error err;
@@ -375,14 +359,9 @@ int nh_cli_hash(int argc, char **argv)
     char ebuf[4096];
     nh_pipeline *p = NULL;
     if (db_dir) {
-#ifdef NH_HAVE_DB
         /* Resuming needs every file's digest; the set opens once the model (and so its
          * fingerprint) is known, below. */
-        o.algos |= NH_ALGO_DIGEST;
-#else
-        fprintf(stderr, "nhash hash: this build has no database support (--db)\n");
-        return 2;
-#endif
+        o.kinds |= NH_KIND_BIT(NH_KIND_DIGEST);
     }
     if (nh_pipeline_create(&o, &p, &err) != NH_OK) {
         fprintf(stderr, "nhash hash: %s\n", nh_error_format(&err, ebuf, sizeof ebuf));
@@ -392,21 +371,21 @@ int nh_cli_hash(int argc, char **argv)
     c.placeholder = nh_pipeline_model_is_placeholder(p);
     snprintf(c.fingerprint, sizeof c.fingerprint, "%016llx",
              (unsigned long long)nh_pipeline_model_fingerprint(p));
-    if ((o.algos & NH_ALGO_NEURAL) && c.placeholder)
+    if ((o.kinds & NH_KIND_BIT(NH_KIND_NEURAL)) && c.placeholder)
         fprintf(stderr,
                 "nhash: model '%s' is the untrained placeholder: its hashes are stable but\n"
                 "       match no published hash set (use --model for a real model)\n",
                 c.model_name);
-#ifdef NH_HAVE_DB
     if (db_dir) {
-        if (nh_cli_db_open(db_dir, 1, nh_pipeline_model_fingerprint(p), &c.db, &err) != NH_OK) {
+        nh_kind nk;
+        int has_neural = nh_pipeline_kind(p, NH_KIND_NEURAL, &nk) == NH_OK;
+        if (nh_cli_db_open(db_dir, 1, has_neural ? &nk : NULL, &c.db, &err) != NH_OK) {
             fprintf(stderr, "nhash hash: %s\n", nh_error_format(&err, ebuf, sizeof ebuf));
             nh_pipeline_destroy(p);
             return 2;
         }
         nh_pipeline_set_skip(p, nh_cli_db_skip, c.db);
     }
-#endif
     if (c.fmt == OUT_CSV)
         printf("path,neural,pdq,pdq_quality,xxh128,error\n");
     nh_input *in = NULL;
@@ -433,7 +412,6 @@ int nh_cli_hash(int argc, char **argv)
     if (c.progress)
         draw_progress(&c, 1);
     int rc = stats.failed ? 1 : 0;
-#ifdef NH_HAVE_DB
     if (c.db) {
         uint64_t added = 0, dupes = 0;
         if (c.db_failed || nh_cli_db_flush(c.db, &added, &dupes, &c.db_err) != NH_OK) {
@@ -446,7 +424,6 @@ int nh_cli_hash(int argc, char **argv)
                 db_dir, (unsigned long long)added, (unsigned long long)dupes, stats.skipped);
         nh_cli_db_close(c.db);
     }
-#endif
     if (st == NH_ERR_INTERRUPTED) {
         fprintf(stderr, "nhash: interrupted: %zu files done (%zu failed) and written out\n",
                 stats.files, stats.failed);

@@ -119,3 +119,16 @@ void nh_text_path(FILE *f, const char *s, int escape)
             fputc(*s, f);
     }
 }
+
+int nh_cli_pdq_backend(const char *s, nh_pdq_backend *out)
+{
+    if (!strcmp(s, "auto"))
+        *out = NH_PDQ_BACKEND_AUTO;
+    else if (!strcmp(s, "c"))
+        *out = NH_PDQ_BACKEND_C;
+    else if (!strcmp(s, "cl"))
+        *out = NH_PDQ_BACKEND_CL;
+    else
+        return 1;
+    return 0;
+}

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "nhash/pipeline.h"
+
 /* 1 when s[0..n) is valid UTF-8. */
 int nh_utf8_valid(const char *s, size_t n);
 
@@ -19,5 +21,8 @@ void nh_csv_field(FILE *f, const char *s);
  * in which case the caller starts the line with a backslash, as sha256sum does. */
 int nh_text_path_needs_escape(const char *s);
 void nh_text_path(FILE *f, const char *s, int escape);
+
+/* Parse a --pdq-backend value (auto, c, cl); nonzero when unknown. */
+int nh_cli_pdq_backend(const char *s, nh_pdq_backend *out);
 
 #endif

@@ -35,15 +35,18 @@ static void quiet_log(const gchar *domain, GLogLevelFlags level, const gchar *ms
  * libjxl was young when it was added; the reference decoder is what every JXL user runs.
  */
 static int untrusted_allowed = -1;
+static pthread_mutex_t untrusted_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void apply_untrusted(int allow)
 {
-    if (allow == untrusted_allowed)
-        return;
-    vips_block_untrusted_set(allow ? FALSE : TRUE);
-    if (!allow)
-        vips_operation_block_set("VipsForeignLoadJxl", FALSE);
-    untrusted_allowed = allow;
+    pthread_mutex_lock(&untrusted_mu);
+    if (allow != untrusted_allowed) {
+        vips_block_untrusted_set(allow ? FALSE : TRUE);
+        if (!allow)
+            vips_operation_block_set("VipsForeignLoadJxl", FALSE);
+        untrusted_allowed = allow;
+    }
+    pthread_mutex_unlock(&untrusted_mu);
 }
 
 static void init_vips(void)
@@ -71,6 +74,11 @@ nh_status nh_decode_init(const char *argv0, nh_error *err)
         return nh_error_set(err, NH_ERR_UNSUPPORTED, NH_FOREIGN_VIPS, 0, NULL,
                             "libvips failed to start: %s", vips_error_buffer());
     return NH_OK;
+}
+
+void nh_decode_thread_done(void)
+{
+    vips_thread_shutdown();
 }
 
 void nh_decode_opts_default(nh_decode_opts *opts)
@@ -112,48 +120,132 @@ static nh_status vips_fail(nh_error *err, nh_status st, const char *path, const 
     return st;
 }
 
-/* Checks a file system can answer before libvips sees the file. */
-static nh_status precheck_file(const char *path, nh_error *err)
+nh_status nh_file_open(const char *path, int *fd_out, size_t *size, nh_error *err)
 {
+    /* stat first: a device is never opened (opening one can block or act). */
     struct stat sb;
     if (stat(path, &sb) != 0)
         return nh_error_set(err, NH_ERR_IO, NH_FOREIGN_ERRNO, errno, path,
-                            errno == ENOENT ? "no such file" : "cannot stat file");
+                            errno == ENOENT   ? "no such file"
+                            : errno == EACCES ? "permission denied"
+                                              : "cannot stat file");
     if (S_ISDIR(sb.st_mode))
         return nh_error_set(err, NH_ERR_IO, NH_FOREIGN_ERRNO, EISDIR, path, "is a directory");
     if (!S_ISREG(sb.st_mode))
         return nh_error_set(err, NH_ERR_IO, NH_FOREIGN_NONE, 0, path,
                             "not a regular file (device, fifo or socket)");
-    if (sb.st_size == 0)
-        return nh_error_set(err, NH_ERR_DECODE, NH_FOREIGN_NONE, 0, path, "empty file");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: should the path have become a FIFO since, the open does not wait. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
         return nh_error_set(err, NH_ERR_IO, NH_FOREIGN_ERRNO, errno, path,
-                            errno == EACCES ? "permission denied" : "cannot open file");
-    close(fd);
+                            errno == ENOENT   ? "no such file"
+                            : errno == EACCES ? "permission denied"
+                                              : "cannot open file");
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return nh_error_set(err, NH_ERR_IO, NH_FOREIGN_NONE, 0, path,
+                            "not a regular file (device, fifo or socket)");
+    }
+    *fd_out = fd;
+    *size = (size_t)sb.st_size;
     return NH_OK;
 }
 
-/* Open lazily (header only) and apply the pixel limit. */
-static nh_status open_checked(const char *path, const void *data, size_t len,
+nh_status nh_file_read_fd(const char *path, size_t max_bytes, uint8_t **buf, size_t *cap,
+                          size_t *len, int *fd_out, nh_error *err)
+{
+    int fd = -1;
+    size_t size = 0;
+    nh_status st = nh_file_open(path, &fd, &size, err);
+    if (st != NH_OK)
+        return st;
+    if (!max_bytes)
+        max_bytes = NH_DECODE_DEFAULT_MAX_FILE_BYTES;
+    size_t have = 0;
+    for (;;) {
+        if (size > max_bytes) {
+            st = nh_error_set(err, NH_ERR_TOO_LARGE, NH_FOREIGN_NONE, 0, path,
+                              "file is %zu bytes, over the %zu-byte limit for images", size,
+                              max_bytes);
+            break;
+        }
+        /* One byte more than the size, so a file that grew is noticed. */
+        if (*cap < size + 1) {
+            uint8_t *nb = realloc(*buf, size + 1);
+            if (!nb) {
+                st = nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, path, "out of memory");
+                break;
+            }
+            *buf = nb;
+            *cap = size + 1;
+        }
+        ssize_t got = read(fd, *buf + have, *cap - have);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            st = nh_error_set(err, NH_ERR_IO, NH_FOREIGN_ERRNO, errno, path, "read error");
+            break;
+        }
+        if (got == 0)
+            break;
+        have += (size_t)got;
+        if (have == *cap)
+            size = have + (have >> 1) + 4096; /* it grew: read on */
+    }
+    if (st == NH_OK) {
+        *len = have;
+        if (fd_out) {
+            *fd_out = fd;
+            return NH_OK;
+        }
+    }
+    close(fd);
+    return st;
+}
+
+nh_status nh_file_read(const char *path, size_t max_bytes, uint8_t **buf, size_t *cap,
+                       size_t *len, nh_error *err)
+{
+    return nh_file_read_fd(path, max_bytes, buf, cap, len, NULL, err);
+}
+
+/* Open lazily (header only) and apply the pixel limit. *//* Open lazily (header only) and apply the pixel limit. */
+static nh_status open_checked(const char *path, const void *data, size_t len, int fd,
                               const nh_decode_opts *opts, VipsImage **out, nh_decode_info *info,
                               nh_error *err)
 {
     VipsImage *img;
-    const char *loader = data ? vips_foreign_find_load_buffer(data, len) : vips_foreign_find_load(path);
+    /* Always from the bytes (nh_decode_file reads them): libvips never parses a path. A
+     * memory source reaches every loader that reads a stream, the .v format's too. */
+    VipsSource *source = vips_source_new_from_memory(data, len);
+    if (!source)
+        return vips_fail(err, NH_ERR_NOMEM, path, "cannot read image");
+    const char *loader = vips_foreign_find_load_source(source);
+    char fdname[32] = "";
+    if (!loader && fd >= 0) {
+        /* A format libvips reads from files alone (its own .v, FITS, MAT ...): the open file
+         * by its /proc name, which holds no characters libvips would parse as options. */
+        vips_error_clear();
+        snprintf(fdname, sizeof fdname, "/proc/self/fd/%d", fd);
+        loader = vips_foreign_find_load(fdname);
+        if (!loader)
+            fdname[0] = '\0';
+    }
     if (!loader) {
         vips_error_clear();
+        g_object_unref(source);
         return nh_error_set(err, NH_ERR_DECODE, NH_FOREIGN_VIPS, 0, path,
                             "not a known image format%s",
                             opts->allow_untrusted ? "" : " (or only an untrusted loader knows it; "
                                                          "see --allow-untrusted)");
     }
-    if (data)
-        img = vips_image_new_from_buffer(data, len, "", "access", VIPS_ACCESS_SEQUENTIAL,
-                                         "fail_on", VIPS_FAIL_ON_ERROR, NULL);
-    else
-        img = vips_image_new_from_file(path, "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
+    if (fdname[0])
+        img = vips_image_new_from_file(fdname, "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
                                        VIPS_FAIL_ON_ERROR, NULL);
+    else
+        img = vips_image_new_from_source(source, "", "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
+                                         VIPS_FAIL_ON_ERROR, NULL);
+    g_object_unref(source);
     if (!img) {
         char *m = vips_error_buffer_copy();
         int blocked = m && strstr(m, "operation is blocked");
@@ -336,19 +428,29 @@ static void nearest_squash(const uint8_t *src, int sw, int sh, uint8_t *dst, int
     }
 }
 
-static nh_status decode_fast(const char *path, const void *data, size_t len,
+static nh_status decode_fast(const char *path, const void *data, size_t len, int fd,
                              const nh_decode_opts *opts, uint8_t *out, nh_decode_info *info,
                              nh_error *err)
 {
     nh_status st = NH_OK;
     VipsImage *thumb = NULL, *rgb = NULL;
-    int r = data ? vips_thumbnail_buffer((void *)data, len, &thumb, opts->width, "height",
-                                         opts->height, "size", VIPS_SIZE_FORCE, "no_rotate",
-                                         !opts->autorotate, "option_string", "fail_on=error",
-                                         NULL)
-                 : vips_thumbnail(path, &thumb, opts->width, "height", opts->height, "size",
-                                  VIPS_SIZE_FORCE, "no_rotate", !opts->autorotate, "fail_on",
-                                  VIPS_FAIL_ON_ERROR, NULL);
+    VipsSource *source = vips_source_new_from_memory(data, len);
+    if (!source)
+        return vips_fail(err, NH_ERR_NOMEM, path, "cannot read image");
+    int r;
+    if (fd >= 0 && !vips_foreign_find_load_source(source)) {
+        char fdname[32];
+        vips_error_clear();
+        snprintf(fdname, sizeof fdname, "/proc/self/fd/%d", fd);
+        r = vips_thumbnail(fdname, &thumb, opts->width, "height", opts->height, "size",
+                           VIPS_SIZE_FORCE, "no_rotate", !opts->autorotate, "fail_on",
+                           VIPS_FAIL_ON_ERROR, NULL);
+    } else {
+        r = vips_thumbnail_source(source, &thumb, opts->width, "height", opts->height, "size",
+                                  VIPS_SIZE_FORCE, "no_rotate", !opts->autorotate,
+                                  "option_string", "fail_on=error", NULL);
+    }
+    g_object_unref(source);
     if (r)
         return vips_fail(err, NH_ERR_DECODE, path, "cannot decode image");
     rgb = generic_srgb(thumb);
@@ -393,77 +495,123 @@ cleanup:
     return st;
 }
 
-static nh_status decode_any(const char *path, const void *data, size_t len,
+/* Checks and header: everything before the pixels. */
+static nh_status decode_begin(const char *path, size_t len, const nh_decode_opts *opts,
+                              nh_error *err)
+{
+    nh_status st = nh_decode_init(NULL, err);
+    if (st != NH_OK)
+        return st;
+    if (!opts || (opts->mode != NH_DECODE_NATIVE && (opts->width <= 0 || opts->height <= 0)))
+        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, path, "bad decode options");
+    apply_untrusted(opts->allow_untrusted != 0);
+    if (len == 0)
+        return nh_error_set(err, NH_ERR_DECODE, NH_FOREIGN_NONE, 0, path, "empty file");
+    return NH_OK;
+}
+
+static nh_status decode_full(const char *path, const void *data, size_t len, int fd,
+                             const nh_decode_opts *opts, uint8_t **rgb, nh_decode_info *info,
+                             nh_error *err)
+{
+    VipsImage *img = NULL;
+    nh_status st = open_checked(path, data, len, fd, opts, &img, info, err);
+    if (st == NH_OK)
+        st = full_rgb(img, path, rgb, err);
+    if (st == NH_OK) {
+        info->width = img->Xsize;
+        info->height = img->Ysize;
+    }
+    if (img)
+        g_object_unref(img);
+    vips_error_clear();
+    return st;
+}
+
+nh_status nh_decode_derive(const uint8_t *rgb, int sw, int sh, const nh_decode_opts *opts,
+                           uint8_t *out, nh_decode_info *info)
+{
+    switch (opts->mode) {
+    case NH_DECODE_COMPAT: {
+        nh_status st = nh_resize_pillow_bicubic(rgb, sw, sh, out, opts->width, opts->height);
+        if (st != NH_OK)
+            return st;
+        info->width = opts->width;
+        info->height = opts->height;
+        return NH_OK;
+    }
+    case NH_DECODE_NEAREST:
+        if (sw > opts->width || sh > opts->height) {
+            /* PDQ's reference: once either side is over, both become exactly the target. */
+            nearest_squash(rgb, sw, sh, out, opts->width, opts->height);
+            info->width = opts->width;
+            info->height = opts->height;
+            return NH_OK;
+        }
+        break;
+    case NH_DECODE_NATIVE:
+        break;
+    case NH_DECODE_FAST:
+    default:
+        return NH_ERR_INVALID;
+    }
+    memcpy(out, rgb, (size_t)sw * sh * 3);
+    info->width = sw;
+    info->height = sh;
+    return NH_OK;
+}
+
+nh_status nh_decode_full(const void *data, size_t len, int fd, const char *name,
+                         const nh_decode_opts *opts, uint8_t **rgb, nh_decode_info *info,
+                         nh_error *err)
+{
+    const char *path = name ? name : "<buffer>";
+    nh_decode_info local;
+    if (!info)
+        info = &local;
+    if (!rgb)
+        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, path, "no output");
+    nh_decode_opts o = *opts;
+    o.mode = NH_DECODE_NATIVE;
+    nh_status st = decode_begin(path, len, &o, err);
+    if (st != NH_OK)
+        return st;
+    return decode_full(path, data ? data : "", len, fd, &o, rgb, info, err);
+}
+
+void nh_decode_free(uint8_t *rgb)
+{
+    g_free(rgb);
+}
+
+static nh_status decode_any(const char *path, const void *data, size_t len, int fd,
                             const nh_decode_opts *opts, uint8_t *out, nh_decode_info *info,
                             nh_error *err)
 {
     nh_decode_info local;
     if (!info)
         info = &local;
-    nh_status st = nh_decode_init(NULL, err);
-    if (st != NH_OK)
-        return st;
-    if (!opts || (opts->mode != NH_DECODE_NATIVE && (opts->width <= 0 || opts->height <= 0)))
-        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, path, "bad decode options");
-    if ((opts->allow_untrusted != 0) != untrusted_allowed)
-        apply_untrusted(opts->allow_untrusted != 0);
-    if (!data) {
-        st = precheck_file(path, err);
-        if (st != NH_OK)
-            return st;
-    } else if (len == 0) {
-        return nh_error_set(err, NH_ERR_DECODE, NH_FOREIGN_NONE, 0, path, "empty file");
-    }
-    VipsImage *img = NULL;
-    uint8_t *rgb = NULL;
-    st = open_checked(path, data, len, opts, &img, info, err);
+    nh_status st = decode_begin(path, len, opts, err);
     if (st != NH_OK)
         return st;
     if (opts->mode == NH_DECODE_FAST) {
-        g_object_unref(img);
-        img = NULL;
-        st = decode_fast(path, data, len, opts, out, info, err);
-        goto cleanup;
+        VipsImage *img = NULL;
+        st = open_checked(path, data, len, fd, opts, &img, info, err);
+        if (img)
+            g_object_unref(img);
+        if (st == NH_OK)
+            st = decode_fast(path, data, len, fd, opts, out, info, err);
+        vips_error_clear();
+        return st;
     }
-    st = full_rgb(img, path, &rgb, err);
-    if (st != NH_OK)
-        goto cleanup;
-    int sw = img->Xsize, sh = img->Ysize;
-    switch (opts->mode) {
-    case NH_DECODE_COMPAT:
-        st = nh_resize_pillow_bicubic(rgb, sw, sh, out, opts->width, opts->height);
-        if (st != NH_OK) {
+    uint8_t *rgb = NULL;
+    st = decode_full(path, data, len, fd, opts, &rgb, info, err);
+    if (st == NH_OK) {
+        st = nh_decode_derive(rgb, info->src_width, info->src_height, opts, out, info);
+        if (st != NH_OK)
             nh_error_set(err, st, NH_FOREIGN_NONE, 0, path, "resize failed");
-            goto cleanup;
-        }
-        info->width = opts->width;
-        info->height = opts->height;
-        break;
-    case NH_DECODE_NEAREST:
-        if (sw > opts->width || sh > opts->height) {
-            /* PDQ's reference: once either side is over, both become exactly the target. */
-            int dw = opts->width, dh = opts->height;
-            nearest_squash(rgb, sw, sh, out, dw, dh);
-            info->width = dw;
-            info->height = dh;
-        } else {
-            memcpy(out, rgb, (size_t)sw * sh * 3);
-            info->width = sw;
-            info->height = sh;
-        }
-        break;
-    case NH_DECODE_NATIVE:
-    default:
-        memcpy(out, rgb, (size_t)sw * sh * 3);
-        info->width = sw;
-        info->height = sh;
-        break;
     }
-cleanup:
     g_free(rgb);
-    if (img)
-        g_object_unref(img);
-    vips_error_clear();
     return st;
 }
 
@@ -472,14 +620,33 @@ nh_status nh_decode_file(const char *path, const nh_decode_opts *opts, uint8_t *
 {
     if (!path)
         return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, NULL, "no path");
-    return decode_any(path, NULL, 0, opts, out, info, err);
+    /* The bytes are read here and handed to libvips: a path is never parsed by libvips,
+     * which would take "a.png[0]" as a.png with load options. */
+    uint8_t *buf = NULL;
+    size_t cap = 0, len = 0;
+    int fd = -1;
+    nh_status st = nh_file_read_fd(path, opts ? opts->max_file_bytes : 0, &buf, &cap, &len, &fd,
+                                   err);
+    if (st == NH_OK)
+        st = decode_any(path, buf, len, fd, opts, out, info, err);
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    return st;
+}
+
+nh_status nh_decode_source(const void *data, size_t len, int fd, const char *name,
+                           const nh_decode_opts *opts, uint8_t *out, nh_decode_info *info,
+                           nh_error *err)
+{
+    return decode_any(name ? name : "<buffer>", data ? data : "", len, fd, opts, out, info, err);
 }
 
 nh_status nh_decode_buffer(const void *data, size_t len, const char *name,
                            const nh_decode_opts *opts, uint8_t *out, nh_decode_info *info,
                            nh_error *err)
 {
-    return decode_any(name ? name : "<buffer>", data ? data : "", len, opts, out, info, err);
+    return decode_any(name ? name : "<buffer>", data ? data : "", len, -1, opts, out, info, err);
 }
 
 /* ---- worker pool ---- */

@@ -9,6 +9,7 @@
  * without rerunning tests/test_pdq.c against tests/data/pdq.
  */
 #include "nhash/pdq.h"
+#include "nhash/kind.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -483,11 +484,9 @@ int nh_pdq_match_dihedral(const uint8_t *variants, const uint8_t *other, unsigne
 
 const char *nh_pdq_dihedral_name(nh_pdq_dihedral which)
 {
-    static const char *const names[NH_PDQ_NUM_DIHEDRAL] = {
-        "orig", "rot90", "rot180", "rot270", "flipx", "flipy", "flipplus1", "flipminus1"};
-    if ((int)which < 0 || (int)which >= NH_PDQ_NUM_DIHEDRAL)
-        return "?";
-    return names[which];
+    /* nh_pdq_dihedral and nh_variant share one order (nhash/kind.h holds the names). */
+    const char *name = nh_variant_pdq_name((nh_variant)which);
+    return name ? name : "?";
 }
 
 void nh_pdq_hex(const uint8_t *hash, char *out)

@@ -1,32 +1,29 @@
 /*
- * nhash pipeline: decode workers -> batches -> network on the device -> records in order.
- * See nhash/pipeline.h.
+ * nhash pipeline: decode workers -> batches -> hashers -> records in order.
+ * See nhash/pipeline.h; the hashers are in hasher.h.
  *
- * Two batches circulate. While the main thread runs the network on batch k (upload,
- * kernels, projection) the workers decode batch k + 1, so the slower of the two stages sets
- * the pace. Workers also compute file digests and PDQ hashes, which need no device.
+ * Two batches circulate. Workers take each file of a batch: read it once, take its digest
+ * from those bytes, decode it once at full size and let every hasher derive its input from
+ * that (hashers that need no device hash right there). While the pipeline's thread runs the
+ * device hashers on batch k (one call per hasher per batch) the workers prepare batch k + 1,
+ * so the slower of the two stages sets the pace.
  */
 #include "nhash/pipeline.h"
 
 #include <errno.h>
-#include <fcntl.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
-#ifdef NH_HAVE_NET
-#include "nhash/net.h"
-#endif
-#ifdef NH_HAVE_PDQ
-#include "nhash/pdq.h"
-#endif
+#include "hasher.h"
+#include "nhash/cl.h"
 
-#define DIGEST_BUF (1u << 20)
-#define PDQ_SIDE 512
+/* A worker keeps its read buffer for the next file unless a file made it larger than this. */
+#define READ_BUF_KEEP ((size_t)64 << 20)
+#define MAX_HASHERS NH_KIND_TYPES
 
 struct batch {
     size_t n;                 /* files in the batch */
@@ -34,52 +31,46 @@ struct batch {
     char **paths;             /* owned */
     nh_error *pre;            /* problems the input reported for a path (status != OK) */
     nh_record *rec;
-    uint8_t *rgb;             /* n x in_h x in_w x 3, the network's input */
-#ifdef NH_HAVE_NET
-    cl_mem pinned;            /* when set, rgb is this buffer mapped: page-locked host memory
-                                 the driver can DMA from without a staging copy */
-#endif
     size_t next, done;        /* work distribution, under the pipeline mutex */
 };
 
-struct worker_scratch {
-    uint8_t *digest_buf;
-    uint8_t *pdq_rgb;         /* 512 x 512 x 3 */
-    void *pdq_scratch;
+struct worker {
+    uint8_t *buf;             /* the file's bytes */
+    size_t cap;
+};
+
+struct hasher {
+    const nh_hasher_ops *ops;
+    void *self;
+    nh_hasher_info info;
+    unsigned needs;
 };
 
 struct nh_pipeline {
     nh_pipeline_opts opts;
+    nh_decode_opts decode;    /* the one set of decode options */
     size_t batch_cap;
-    size_t slot;              /* bytes per image in batch.rgb */
     int nthreads;
     pthread_t *threads;
-    struct worker_scratch *scratch;
+    struct worker *workers;
     pthread_mutex_t mu;
     pthread_cond_t work_cv, done_cv;
     struct batch batches[2];
     struct batch *queue[2];   /* batches posted to workers, oldest first */
     size_t nqueue;
     int quit;
-#ifdef NH_HAVE_NET
-    nh_cl *cl;
-    nh_model *model;
-    nh_runner *runner;
-    float *net_out;
-    double *min_abs;
-    uint8_t *hashes;
-    size_t *idx;              /* batch position of each packed image */
-#endif
-    char model_name[160];
-    uint64_t fingerprint;
-    int placeholder;
-    size_t hash_bytes;
+    nh_cl *cl;                /* the OpenCL device, when a hasher uses it */
+    struct hasher digest;     /* always there: the skip hook needs digests */
+    struct hasher h[MAX_HASHERS]; /* the job's other hashers, in table order */
+    int nh;
+    unsigned needs;           /* union of the hashers' NH_NEED_* */
+    int want_digest;
 };
 
 void nh_pipeline_opts_default(nh_pipeline_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->algos = NH_ALGO_NEURAL;
+    o->kinds = NH_KIND_BIT(NH_KIND_NEURAL);
     o->backend = "cl";
     o->batch = 16;
     nh_decode_opts_default(&o->decode);
@@ -109,55 +100,53 @@ const char *nh_pipeline_default_model(void)
     return "models/default.nhm";
 }
 
-nh_status nh_file_digest(const char *path, uint8_t out[16], uint8_t *buf, size_t buf_len,
-                         nh_error *err)
+nh_hash *nh_record_push(nh_record *r, const nh_kind *kind, nh_variant variant)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return nh_error_set(err, NH_ERR_IO, NH_FOREIGN_ERRNO, errno, path,
-                            errno == ENOENT   ? "no such file"
-                            : errno == EACCES ? "permission denied"
-                                              : "cannot open file");
-    struct stat sb;
-    if (fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        close(fd);
-        return nh_error_set(err, NH_ERR_IO, NH_FOREIGN_ERRNO, EISDIR, path, "is a directory");
-    }
-    XXH3_state_t *st = XXH3_createState();
-    if (!st) {
-        close(fd);
-        return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, path, "out of memory");
-    }
-    XXH3_128bits_reset(st);
-    nh_status rc = NH_OK;
-    for (;;) {
-        ssize_t got = read(fd, buf, buf_len);
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = nh_error_set(err, NH_ERR_IO, NH_FOREIGN_ERRNO, errno, path, "read error");
-            break;
-        }
-        if (got == 0)
-            break;
-        XXH3_128bits_update(st, buf, (size_t)got);
-    }
-    if (rc == NH_OK) {
-        XXH128_canonical_t c;
-        XXH128_canonicalFromHash(&c, XXH3_128bits_digest(st));
-        memcpy(out, c.digest, 16);
-    }
-    XXH3_freeState(st);
-    close(fd);
-    return rc;
+    if (r->nhashes >= NH_RECORD_MAX_HASHES)
+        return NULL;
+    nh_hash *h = &r->hashes[r->nhashes++];
+    memset(h, 0, sizeof *h);
+    h->kind = *kind;
+    h->variant = variant;
+    h->quality = -1;
+    return h;
 }
 
-/* One file, on a worker thread. */
-static void process_file(nh_pipeline *p, struct worker_scratch *ws, struct batch *b, size_t i)
+const nh_hash *nh_record_hash(const nh_record *r, nh_kind_type type, nh_variant variant)
+{
+    for (size_t i = 0; i < r->nhashes; i++)
+        if (r->hashes[i].kind.type == type && r->hashes[i].variant == variant)
+            return &r->hashes[i];
+    return NULL;
+}
+
+nh_status nh_source_full(nh_source *s, const uint8_t **rgb, const nh_decode_info **info,
+                         nh_error *err)
+{
+    if (!s->full_tried) {
+        s->full_tried = 1;
+        nh_error_clear(&s->full_err);
+        s->full_status =
+            nh_decode_full(s->data, s->len, s->fd, s->path, s->decode, &s->rgb, &s->info, &s->full_err);
+    }
+    if (s->full_status != NH_OK) {
+        if (err)
+            *err = s->full_err;
+        return s->full_status;
+    }
+    *rgb = s->rgb;
+    *info = &s->info;
+    return NH_OK;
+}
+
+/* One file, on worker w: read once, digest, then every hasher from the same bytes and the
+ * same decode. */
+static void process_file(nh_pipeline *p, int w, struct batch *b, size_t i)
 {
     nh_record *r = &b->rec[i];
     const char *path = b->paths[i];
-    memset(r, 0, sizeof *r);
+    struct worker *wk = &p->workers[w];
+    memset(r, 0, offsetof(nh_record, hashes));
     r->index = b->first_index + i;
     r->path = path;
     nh_error_clear(&r->err);
@@ -166,54 +155,57 @@ static void process_file(nh_pipeline *p, struct worker_scratch *ws, struct batch
         r->status = r->err.status;
         return;
     }
-    if ((p->opts.algos & NH_ALGO_DIGEST) || p->opts.skip) {
-        r->status = nh_file_digest(path, r->digest, ws->digest_buf, DIGEST_BUF, &r->err);
+    int bi = (int)(b - p->batches);
+    int digest = p->want_digest || p->opts.skip;
+    nh_source src;
+    memset(&src, 0, sizeof src);
+    src.path = path;
+    src.decode = &p->decode;
+    src.fd = -1;
+    if (p->needs & (NH_NEED_FULL | NH_NEED_SHRINK)) {
+        size_t len = 0;
+        r->status = nh_file_read_fd(path, p->decode.max_file_bytes, &wk->buf, &wk->cap, &len,
+                                    &src.fd, &r->err);
+        src.data = wk->buf;
+        src.len = len;
+    } else if (digest) {
+        size_t size;
+        r->status = nh_file_open(path, &src.fd, &size, &r->err);
+    }
+    if (r->status != NH_OK)
+        goto done;
+    if (digest) {
+        r->status = p->digest.ops->prepare(p->digest.self, w, bi, i, &src, r, &r->err);
         if (r->status != NH_OK)
-            return;
-        r->has_digest = 1;
-        if (p->opts.skip && p->opts.skip(r->digest, p->opts.skip_user)) {
+            goto done;
+        if (p->opts.skip && p->opts.skip(r->hashes[r->nhashes - 1].bytes, p->opts.skip_user)) {
             r->skipped = 1;
-            return;
+            goto done;
         }
     }
-    if (p->opts.algos & NH_ALGO_NEURAL) {
-        nh_decode_info info;
-        r->status = nh_decode_file(path, &p->opts.decode, b->rgb + i * p->slot, &info, &r->err);
-        if (r->status != NH_OK)
-            return;
-        r->src_width = info.src_width;
-        r->src_height = info.src_height;
+    for (int k = 0; k < p->nh && r->status == NH_OK; k++)
+        r->status = p->h[k].ops->prepare(p->h[k].self, w, bi, i, &src, r, &r->err);
+done:
+    if (src.fd >= 0)
+        close(src.fd);
+    nh_decode_free(src.rgb);
+    if (wk->cap > READ_BUF_KEEP) {
+        free(wk->buf);
+        wk->buf = NULL;
+        wk->cap = 0;
     }
-#ifdef NH_HAVE_PDQ
-    if (p->opts.algos & NH_ALGO_PDQ) {
-        unsigned flags = (p->opts.pdq_fast ? NH_PDQ_INPUT_FAST : 0u) |
-                         (p->opts.pdq_dihedral ? NH_PDQ_DIHEDRAL : 0u);
-        r->status = nh_pdq_hash_file(path, flags, ws->pdq_rgb, ws->pdq_scratch,
-                                     p->opts.pdq_dihedral ? r->pdq_dihedral[0] : r->pdq,
-                                     &r->pdq_quality, &r->src_width, &r->src_height, &r->err);
-        if (r->status != NH_OK)
-            return;
-        if (p->opts.pdq_dihedral) {
-            memcpy(r->pdq, r->pdq_dihedral[0], 32);
-            r->has_pdq_dihedral = 1;
-        }
-        r->has_pdq = 1;
-    }
-#else
-    (void)ws;
-#endif
 }
 
 struct worker_arg {
     nh_pipeline *p;
-    struct worker_scratch *ws;
+    int w;
 };
 
 static void *worker_run(void *arg)
 {
     struct worker_arg *wa = arg;
     nh_pipeline *p = wa->p;
-    struct worker_scratch *ws = wa->ws;
+    int w = wa->w;
     free(wa);
     pthread_mutex_lock(&p->mu);
     for (;;) {
@@ -230,12 +222,13 @@ static void *worker_run(void *arg)
             break;
         size_t i = b->next++;
         pthread_mutex_unlock(&p->mu);
-        process_file(p, ws, b, i);
+        process_file(p, w, b, i);
         pthread_mutex_lock(&p->mu);
         if (++b->done == b->n)
             pthread_cond_broadcast(&p->done_cv);
     }
     pthread_mutex_unlock(&p->mu);
+    nh_decode_thread_done();
     return NULL;
 }
 
@@ -245,69 +238,103 @@ void nh_pipeline_set_skip(nh_pipeline *p, nh_skip_fn fn, void *user)
     p->opts.skip_user = user;
 }
 
+static const struct hasher *find_hasher(const nh_pipeline *p, nh_kind_type type)
+{
+    if (type == NH_KIND_DIGEST)
+        return p->want_digest ? &p->digest : NULL;
+    for (int k = 0; k < p->nh; k++)
+        if (p->h[k].ops->type == type)
+            return &p->h[k];
+    return NULL;
+}
+
 const char *nh_pipeline_model_name(const nh_pipeline *p)
 {
-    return p->model_name[0] ? p->model_name : NULL;
+    const struct hasher *h = find_hasher(p, NH_KIND_NEURAL);
+    return h ? h->info.model_name : NULL;
 }
 
 uint64_t nh_pipeline_model_fingerprint(const nh_pipeline *p)
 {
-    return p->fingerprint;
+    const struct hasher *h = find_hasher(p, NH_KIND_NEURAL);
+    return h ? nh_kind_fingerprint(&h->info.kind) : 0;
 }
 
 int nh_pipeline_model_is_placeholder(const nh_pipeline *p)
 {
-    return p->placeholder;
+    const struct hasher *h = find_hasher(p, NH_KIND_NEURAL);
+    return h ? h->info.placeholder : 0;
 }
 
 size_t nh_pipeline_hash_bytes(const nh_pipeline *p)
 {
-    return p->hash_bytes;
+    const struct hasher *h = find_hasher(p, NH_KIND_NEURAL);
+    return h ? nh_kind_bits(&h->info.kind) / 8 : 0;
 }
 
-static nh_status open_network(nh_pipeline *p, nh_error *err)
+nh_status nh_pipeline_kind(const nh_pipeline *p, nh_kind_type type, nh_kind *out)
 {
-#ifdef NH_HAVE_NET
-    const char *path = p->opts.model_path ? p->opts.model_path : nh_pipeline_default_model();
-    nh_status st = nh_model_load(path, &p->model, err);
-    if (st != NH_OK)
-        return st;
-    if (p->model->hash_bits == 0 || p->model->hash_bits % 8 ||
-        p->model->hash_bits / 8 > NH_NEURAL_MAX_BYTES)
-        return nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, path,
-                            "model has no usable hash projection (%u bits)",
-                            p->model->hash_bits);
-    p->hash_bytes = p->model->hash_bits / 8;
-    p->fingerprint = p->model->fingerprint;
-    snprintf(p->model_name, sizeof p->model_name, "%s %s", p->model->name, p->model->version);
-    p->placeholder = strstr(p->model->name, "placeholder") != NULL;
-    p->opts.decode.width = (int)p->model->in_w;
-    p->opts.decode.height = (int)p->model->in_h;
-    nh_runner_opts ro = {.max_batch = p->batch_cap, .cl = NULL};
-    const nh_runner_backend *be = &nh_runner_cl;
-    if (p->opts.backend && !strcmp(p->opts.backend, "ref")) {
-        be = &nh_runner_ref;
-    } else {
-        st = nh_cl_create(p->opts.cl_platform, p->opts.cl_device, &p->cl, err);
+    const struct hasher *h = find_hasher(p, type);
+    if (!h)
+        return NH_ERR_NOT_FOUND;
+    *out = h->info.kind;
+    return NH_OK;
+}
+
+const char *nh_pipeline_hasher_name(const nh_pipeline *p, nh_kind_type type)
+{
+    const struct hasher *h = find_hasher(p, type);
+    return h ? h->ops->name : NULL;
+}
+
+static nh_status add_hasher(nh_pipeline *p, struct hasher *slot, const nh_hasher_ops *ops,
+                            nh_error *err)
+{
+    nh_hasher_env env = {.opts = &p->opts,
+                         .decode = &p->decode,
+                         .cl = p->cl,
+                         .batch_cap = p->batch_cap,
+                         .nbatches = 2,
+                         .nthreads = p->nthreads};
+    if (ops->uses_device && !p->cl) {
+        nh_status st = nh_cl_create(p->opts.cl_platform, p->opts.cl_device, &p->cl, err);
         if (st != NH_OK)
             return st;
-        ro.cl = p->cl;
+        env.cl = p->cl;
     }
-    st = nh_runner_create(be, p->model, &ro, &p->runner, err);
+    memset(slot, 0, sizeof *slot);
+    nh_status st = ops->create(&env, &slot->self, &slot->info, err);
     if (st != NH_OK)
         return st;
-    p->net_out = malloc(sizeof(float) * p->batch_cap * p->model->out_dim);
-    p->min_abs = malloc(sizeof(double) * p->batch_cap);
-    p->hashes = malloc(p->batch_cap * p->hash_bytes);
-    p->idx = malloc(p->batch_cap * sizeof *p->idx);
-    if (!p->net_out || !p->min_abs || !p->hashes || !p->idx)
-        return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, NULL, "out of memory");
+    slot->ops = ops;
+    slot->needs = ops->needs(slot->self);
     return NH_OK;
-#else
-    (void)p;
-    return nh_error_set(err, NH_ERR_UNSUPPORTED, NH_FOREIGN_NONE, 0, NULL,
-                        "this build has no network module (neural hashes)");
-#endif
+}
+
+/* The PDQ hasher: C on the workers, unless asked for the device or (AUTO) the job has a GPU
+ * open for the network whose divisions give the reference's bits. */
+static nh_status add_pdq(nh_pipeline *p, nh_error *err)
+{
+    nh_pdq_backend be = p->opts.pdq_backend;
+    const char *env = getenv("NH_PDQ_BACKEND");
+    if (be == NH_PDQ_BACKEND_AUTO && env && !strcmp(env, "cl"))
+        be = NH_PDQ_BACKEND_CL;
+    else if (be == NH_PDQ_BACKEND_AUTO && env && !strcmp(env, "c"))
+        be = NH_PDQ_BACKEND_C;
+    if (be == NH_PDQ_BACKEND_CL)
+        return add_hasher(p, &p->h[p->nh++], &nh_hasher_pdq_cl, err);
+    if (be == NH_PDQ_BACKEND_AUTO && p->cl && (nh_cl_info(p->cl)->type & CL_DEVICE_TYPE_GPU)) {
+        struct hasher *slot = &p->h[p->nh];
+        nh_error ignored;
+        if (add_hasher(p, slot, &nh_hasher_pdq_cl, &ignored) == NH_OK) {
+            if (nh_hasher_pdq_cl_exact(slot->self)) {
+                p->nh++;
+                return NH_OK;
+            }
+            slot->ops->destroy(slot->self);
+        }
+    }
+    return add_hasher(p, &p->h[p->nh++], &nh_hasher_pdq_c, err);
 }
 
 nh_status nh_pipeline_create(const nh_pipeline_opts *opts, nh_pipeline **out, nh_error *err)
@@ -315,93 +342,70 @@ nh_status nh_pipeline_create(const nh_pipeline_opts *opts, nh_pipeline **out, nh
     nh_status st = nh_decode_init(NULL, err);
     if (st != NH_OK)
         return st;
-    if (!opts->algos)
+    if (!opts->kinds)
         return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, NULL, "no algorithm chosen");
-#ifndef NH_HAVE_PDQ
-    if (opts->algos & NH_ALGO_PDQ)
-        return nh_error_set(err, NH_ERR_UNSUPPORTED, NH_FOREIGN_NONE, 0, NULL,
-                            "this build has no PDQ module");
-#endif
     nh_pipeline *p = calloc(1, sizeof *p);
     if (!p)
         return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, NULL, "out of memory");
     p->opts = *opts;
+    p->decode = opts->decode;
     p->batch_cap = opts->batch ? opts->batch : 16;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work_cv, NULL);
     pthread_cond_init(&p->done_cv, NULL);
-    if (opts->algos & NH_ALGO_NEURAL) {
-        st = open_network(p, err);
-        if (st != NH_OK)
-            goto fail;
-    }
-    p->slot = (opts->algos & NH_ALGO_NEURAL)
-                  ? (size_t)p->opts.decode.width * (size_t)p->opts.decode.height * 3
-                  : 0;
-    for (int k = 0; k < 2; k++) {
-        struct batch *b = &p->batches[k];
-        b->paths = calloc(p->batch_cap, sizeof *b->paths);
-        b->rec = calloc(p->batch_cap, sizeof *b->rec);
-        b->pre = calloc(p->batch_cap, sizeof *b->pre);
-#ifdef NH_HAVE_NET
-        if (p->slot && p->cl) {
-            /* Pinned staging for uploads (CL_MEM_ALLOC_HOST_PTR, mapped once for the life of
-             * the pipeline); plain memory when the device will not give it. */
-            cl_int rc;
-            size_t bytes = p->slot * p->batch_cap;
-            b->pinned = clCreateBuffer(nh_cl_context(p->cl), CL_MEM_ALLOC_HOST_PTR, bytes, NULL, &rc);
-            if (b->pinned) {
-                b->rgb = clEnqueueMapBuffer(nh_cl_queue(p->cl), b->pinned, CL_TRUE,
-                                            CL_MAP_READ | CL_MAP_WRITE, 0, bytes, 0, NULL, NULL, &rc);
-                if (!b->rgb) {
-                    clReleaseMemObject(b->pinned);
-                    b->pinned = NULL;
-                }
-            }
-        }
-        if (!b->rgb)
-#endif
-        b->rgb = p->slot ? malloc(p->slot * p->batch_cap) : NULL;
-        if (!b->paths || !b->rec || !b->pre || (p->slot && !b->rgb)) {
-            st = nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, NULL, "out of memory");
-            goto fail;
-        }
-    }
     int nthreads = opts->threads;
     if (nthreads <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         nthreads = n > 0 ? (int)n : 1;
     }
+    p->nthreads = nthreads;
+    /* The hasher table: digest, neural, pdq. */
+    st = add_hasher(p, &p->digest, &nh_hasher_digest, err);
+    p->want_digest = (opts->kinds & NH_KIND_BIT(NH_KIND_DIGEST)) != 0;
+    if (st == NH_OK && (opts->kinds & NH_KIND_BIT(NH_KIND_NEURAL))) {
+        int ref = opts->backend && !strcmp(opts->backend, "ref");
+        st = add_hasher(p, &p->h[p->nh++], ref ? &nh_hasher_neural_ref : &nh_hasher_neural_cl,
+                        err);
+    }
+    if (st == NH_OK && (opts->kinds & NH_KIND_BIT(NH_KIND_PDQ)))
+        st = add_pdq(p, err);
+    if (st != NH_OK) {
+        if (p->nh && !p->h[p->nh - 1].ops)
+            p->nh--;
+        goto fail;
+    }
+    for (int k = 0; k < p->nh; k++)
+        p->needs |= p->h[k].needs;
+    for (int k = 0; k < 2; k++) {
+        struct batch *b = &p->batches[k];
+        b->paths = calloc(p->batch_cap, sizeof *b->paths);
+        b->rec = calloc(p->batch_cap, sizeof *b->rec);
+        b->pre = calloc(p->batch_cap, sizeof *b->pre);
+        if (!b->paths || !b->rec || !b->pre) {
+            st = nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, NULL, "out of memory");
+            goto fail;
+        }
+    }
     p->threads = calloc((size_t)nthreads, sizeof *p->threads);
-    p->scratch = calloc((size_t)nthreads, sizeof *p->scratch);
-    if (!p->threads || !p->scratch) {
+    p->workers = calloc((size_t)nthreads, sizeof *p->workers);
+    if (!p->threads || !p->workers) {
         st = nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, NULL, "out of memory");
         goto fail;
     }
     for (int i = 0; i < nthreads; i++) {
-        struct worker_scratch *ws = &p->scratch[i];
-        ws->digest_buf = malloc(DIGEST_BUF);
-#ifdef NH_HAVE_PDQ
-        if (opts->algos & NH_ALGO_PDQ) {
-            ws->pdq_rgb = malloc((size_t)PDQ_SIDE * PDQ_SIDE * 3);
-            ws->pdq_scratch = nh_pdq_scratch_new();
-        }
-#endif
         struct worker_arg *wa = malloc(sizeof *wa);
-        if (!ws->digest_buf || !wa) {
-            free(wa);
+        if (!wa) {
             st = nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, NULL, "out of memory");
             goto fail;
         }
         wa->p = p;
-        wa->ws = ws;
+        wa->w = i;
         if (pthread_create(&p->threads[i], NULL, worker_run, wa) != 0) {
             free(wa);
             st = nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, NULL,
                               "cannot start worker thread");
             goto fail;
         }
-        p->nthreads = i + 1;
     }
     *out = p;
     return NH_OK;
@@ -418,18 +422,12 @@ void nh_pipeline_destroy(nh_pipeline *p)
     p->quit = 1;
     pthread_cond_broadcast(&p->work_cv);
     pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < p->nthreads; i++)
-        pthread_join(p->threads[i], NULL);
-    if (p->scratch) {
-        for (int i = 0; i < p->nthreads; i++) {
-            free(p->scratch[i].digest_buf);
-            free(p->scratch[i].pdq_rgb);
-#ifdef NH_HAVE_PDQ
-            nh_pdq_scratch_free(p->scratch[i].pdq_scratch);
-#endif
-        }
-    }
-    free(p->scratch);
+    for (int i = 0; p->threads && i < p->nthreads; i++)
+        if (p->threads[i])
+            pthread_join(p->threads[i], NULL);
+    for (int i = 0; p->workers && i < p->nthreads; i++)
+        free(p->workers[i].buf);
+    free(p->workers);
     free(p->threads);
     for (int k = 0; k < 2; k++) {
         struct batch *b = &p->batches[k];
@@ -438,25 +436,13 @@ void nh_pipeline_destroy(nh_pipeline *p)
         free(b->paths);
         free(b->rec);
         free(b->pre);
-#ifdef NH_HAVE_NET
-        if (b->pinned) {
-            clEnqueueUnmapMemObject(nh_cl_queue(p->cl), b->pinned, b->rgb, 0, NULL, NULL);
-            clFinish(nh_cl_queue(p->cl));
-            clReleaseMemObject(b->pinned);
-            b->rgb = NULL;
-        }
-#endif
-        free(b->rgb);
     }
-#ifdef NH_HAVE_NET
-    nh_runner_destroy(p->runner);
-    nh_model_destroy(p->model);
+    for (int k = p->nh - 1; k >= 0; k--)
+        if (p->h[k].ops)
+            p->h[k].ops->destroy(p->h[k].self);
+    if (p->digest.ops)
+        p->digest.ops->destroy(p->digest.self);
     nh_cl_destroy(p->cl);
-    free(p->net_out);
-    free(p->min_abs);
-    free(p->hashes);
-    free(p->idx);
-#endif
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->work_cv);
     pthread_cond_destroy(&p->done_cv);
@@ -513,71 +499,18 @@ static void wait_done(nh_pipeline *p, struct batch *b)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* Network and projection over the decoded images of a batch, on the calling thread. */
-static nh_status run_network(nh_pipeline *p, struct batch *b, nh_error *err)
+/* The device hashers over a prepared batch, on the pipeline's thread. */
+static nh_status run_hashers(nh_pipeline *p, struct batch *b, nh_error *err)
 {
-#ifdef NH_HAVE_NET
-    if (!(p->opts.algos & NH_ALGO_NEURAL))
-        return NH_OK;
-    size_t m = 0;
-    size_t *idx = p->idx;
-    for (size_t i = 0; i < b->n; i++) {
-        if (b->rec[i].status != NH_OK || b->rec[i].skipped)
+    int bi = (int)(b - p->batches);
+    for (int k = 0; k < p->nh; k++) {
+        if (!p->h[k].ops->run)
             continue;
-        /* Compact in place (failures are rare): the batch buffer is the pinned upload. */
-        if (m != i)
-            memcpy(b->rgb + m * p->slot, b->rgb + i * p->slot, p->slot);
-        idx[m++] = i;
-    }
-    if (m == 0)
-        return NH_OK;
-    nh_status st = nh_runner_run(p->runner, b->rgb, m, p->net_out, err);
-    if (st != NH_OK)
-        return st;
-    st = nh_net_hash(p->model, p->net_out, m, p->hashes, p->min_abs, NULL, err);
-    if (st != NH_OK)
-        return st;
-    for (size_t k = 0; k < m; k++) {
-        nh_record *r = &b->rec[idx[k]];
-        memcpy(r->neural, p->hashes + k * p->hash_bytes, p->hash_bytes);
-        r->neural_bytes = p->hash_bytes;
-        r->neural_min_abs = p->min_abs[k];
-        r->has_neural = 1;
-    }
-    if (!p->opts.neural_mirror)
-        return NH_OK;
-    /* The mirror images: the network input flipped left-right in place (the batch buffer is
-     * not needed any more), then a second pass. */
-    size_t w = (size_t)p->opts.decode.width, h = (size_t)p->opts.decode.height;
-    for (size_t k = 0; k < m; k++) {
-        uint8_t *img = b->rgb + k * p->slot;
-        for (size_t y = 0; y < h; y++) {
-            uint8_t *row = img + y * w * 3;
-            for (size_t x = 0, z = w - 1; x < z; x++, z--) {
-                uint8_t t[3];
-                memcpy(t, row + 3 * x, 3);
-                memcpy(row + 3 * x, row + 3 * z, 3);
-                memcpy(row + 3 * z, t, 3);
-            }
-        }
-    }
-    st = nh_runner_run(p->runner, b->rgb, m, p->net_out, err);
-    if (st == NH_OK)
-        st = nh_net_hash(p->model, p->net_out, m, p->hashes, p->min_abs, NULL, err);
-    if (st != NH_OK)
-        return st;
-    for (size_t k = 0; k < m; k++) {
-        nh_record *r = &b->rec[idx[k]];
-        memcpy(r->neural_mirror, p->hashes + k * p->hash_bytes, p->hash_bytes);
-        r->has_neural_mirror = 1;
+        nh_status st = p->h[k].ops->run(p->h[k].self, bi, b->rec, b->n, err);
+        if (st != NH_OK)
+            return st;
     }
     return NH_OK;
-#else
-    (void)p;
-    (void)b;
-    (void)err;
-    return NH_OK;
-#endif
 }
 
 nh_status nh_pipeline_run(nh_pipeline *p, nh_input *in, nh_record_fn cb, void *user,
@@ -606,7 +539,7 @@ nh_status nh_pipeline_run(nh_pipeline *p, nh_input *in, nh_record_fn cb, void *u
         }
         wait_done(p, cur);
         double tn = nh_time_now();
-        st = run_network(p, cur, err);
+        st = run_hashers(p, cur, err);
         stats->net_seconds += nh_time_now() - tn;
         if (st != NH_OK) {
             if (nxt->n)

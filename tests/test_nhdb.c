@@ -193,7 +193,7 @@ static void gen_set(hashset *s, unsigned hb, size_t n, int clustered)
 }
 
 /* Add s in batches of `batch` entries (0: random sizes from 1 to 300). */
-static void fill_db(nh_db *db, const nh_db_kind *kind, const hashset *s, size_t batch)
+static void fill_db(nh_db *db, const nh_kind *kind, const hashset *s, size_t batch)
 {
     nh_error err = {0};
     char src[32];
@@ -254,7 +254,7 @@ static void make_query(uint8_t *q, const hashset *s, int near)
 
 /* Every radius (and k nearest) against brute force; the set is added in batches of
  * `batch` (0: random sizes, many MIH runs and merges; SIZE_MAX: three batches). */
-static void check_search_b(const nh_db_create_opts *o, nh_db_kind_type type, size_t n,
+static void check_search_b(const nh_db_create_opts *o, nh_kind_type type, size_t n,
                            int clustered, unsigned nq, unsigned mih_max_radius, unsigned step,
                            size_t batch, unsigned max_radius)
 {
@@ -263,11 +263,11 @@ static void check_search_b(const nh_db_create_opts *o, nh_db_kind_type type, siz
     nh_error err = {0};
     nh_db *db = NULL;
     nh_db_reader *rd = NULL;
-    unsigned bits = nh_db_kind_bits(type), hb = bits / 8;
+    unsigned bits = nh_kind_type_bits(type), hb = bits / 8;
     hashset s;
     gen_set(&s, hb, n, clustered);
-    nh_db_kind kind = {.type = type};
-    if (type == NH_DB_KIND_NEURAL)
+    nh_kind kind = {.type = type};
+    if (type == NH_KIND_NEURAL)
         memcpy(kind.model, "modelfp!", 8);
     assert_int_equal(nh_db_open(t.path, NH_DB_OPEN_CREATE | NH_DB_OPEN_NOSYNC, o, &db, &err),
                      NH_OK);
@@ -332,7 +332,7 @@ static void check_search_b(const nh_db_create_opts *o, nh_db_kind_type type, siz
     tdir_remove(&t);
 }
 
-static void check_search(const nh_db_create_opts *o, nh_db_kind_type type, size_t n, int clustered,
+static void check_search(const nh_db_create_opts *o, nh_kind_type type, size_t n, int clustered,
                          unsigned nq, unsigned mih_max_radius, unsigned step)
 {
     check_search_b(o, type, n, clustered, nq, mih_max_radius, step, SIZE_MAX, UINT32_MAX);
@@ -342,13 +342,13 @@ static void check_search(const nh_db_create_opts *o, nh_db_kind_type type, size_
 static void test_mih_many_batches_96(void **state)
 {
     (void)state;
-    check_search_b(NULL, NH_DB_KIND_NEURAL, 6000, 1, 8, 15, 1, 0, UINT32_MAX);
+    check_search_b(NULL, NH_KIND_NEURAL, 6000, 1, 8, 15, 1, 0, UINT32_MAX);
 }
 
 static void test_mih_many_batches_256(void **state)
 {
     (void)state;
-    check_search_b(NULL, NH_DB_KIND_PDQ, 3000, 1, 4, 35, 5, 0, UINT32_MAX);
+    check_search_b(NULL, NH_KIND_PDQ, 3000, 1, 4, 35, 5, 0, UINT32_MAX);
 }
 
 /* 1.1M entries in two batches: runs of more than one part (2^20 postings each), a merge that
@@ -356,19 +356,19 @@ static void test_mih_many_batches_256(void **state)
 static void test_mih_multipart_runs(void **state)
 {
     (void)state;
-    check_search_b(NULL, NH_DB_KIND_NEURAL, 1100000, 1, 3, 12, 1, 600000, 12);
+    check_search_b(NULL, NH_KIND_NEURAL, 1100000, 1, 3, 12, 1, 600000, 12);
 }
 
 static void test_mih_random_96(void **state)
 {
     (void)state;
-    check_search(NULL, NH_DB_KIND_NEURAL, 20000, 0, 12, 15, 1);
+    check_search(NULL, NH_KIND_NEURAL, 20000, 0, 12, 15, 1);
 }
 
 static void test_mih_clustered_96(void **state)
 {
     (void)state;
-    check_search(NULL, NH_DB_KIND_NEURAL, 20000, 1, 12, 15, 1);
+    check_search(NULL, NH_KIND_NEURAL, 20000, 1, 12, 15, 1);
 }
 
 /* Five substrings of 96 bits: unequal lengths (19 and 20 bits). */
@@ -376,13 +376,13 @@ static void test_mih_clustered_96_m5(void **state)
 {
     (void)state;
     nh_db_create_opts o = {.neural_substrings = 5};
-    check_search(&o, NH_DB_KIND_NEURAL, 15000, 1, 8, 19, 1);
+    check_search(&o, NH_KIND_NEURAL, 15000, 1, 8, 19, 1);
 }
 
 static void test_mih_clustered_256(void **state)
 {
     (void)state;
-    check_search(NULL, NH_DB_KIND_PDQ, 8000, 1, 8, 35, 3); /* default: 12 substrings */
+    check_search(NULL, NH_KIND_PDQ, 8000, 1, 8, 35, 3); /* default: 12 substrings */
 }
 
 /* Sixteen 16-bit substrings: no occupancy bitmap. */
@@ -390,14 +390,14 @@ static void test_mih_clustered_256_m16(void **state)
 {
     (void)state;
     nh_db_create_opts o = {.pdq_substrings = 16};
-    check_search(&o, NH_DB_KIND_PDQ, 6000, 1, 6, 47, 5);
+    check_search(&o, NH_KIND_PDQ, 6000, 1, 6, 47, 5);
 }
 
 static void test_mih_random_256_m9(void **state)
 {
     (void)state;
     nh_db_create_opts o = {.pdq_substrings = 9}; /* 28- and 29-bit substrings: bitmap on some */
-    check_search(&o, NH_DB_KIND_PDQ, 6000, 0, 6, 26, 5);
+    check_search(&o, NH_KIND_PDQ, 6000, 0, 6, 26, 5);
 }
 
 /* ---- dedupe, digests, kinds, growth ---- */
@@ -411,10 +411,10 @@ static void test_dedupe_and_digest(void **state)
     nh_db *db = NULL;
     nh_db_create_opts o = {.initial_mapsize = 256 << 10}; /* forces the map to grow */
     assert_int_equal(nh_db_open(t.path, NH_DB_OPEN_CREATE, &o, &db, &err), NH_OK);
-    nh_db_kind neural = {.type = NH_DB_KIND_NEURAL}, other = {.type = NH_DB_KIND_NEURAL};
+    nh_kind neural = {.type = NH_KIND_NEURAL}, other = {.type = NH_KIND_NEURAL};
     memcpy(neural.model, "\x11\x22\x33\x44\x55\x66\x77\x88", 8);
     memcpy(other.model, "\x99\x22\x33\x44\x55\x66\x77\x88", 8);
-    nh_db_kind pdq = {.type = NH_DB_KIND_PDQ}, dig = {.type = NH_DB_KIND_DIGEST};
+    nh_kind pdq = {.type = NH_KIND_PDQ}, dig = {.type = NH_KIND_DIGEST};
     uint8_t h[32], d[16];
     for (int round = 0; round < 2; round++) {
         rng = 42;
@@ -482,7 +482,7 @@ static void test_dedupe_and_digest(void **state)
     assert_int_equal(n, 1);
     nh_db_record rec;
     assert_int_equal(nh_db_reader_get(rd, m[0].id, &rec, &err), NH_OK);
-    assert_int_equal(rec.kind.type, NH_DB_KIND_DIGEST);
+    assert_int_equal(rec.kind.type, NH_KIND_DIGEST);
     assert_string_equal(rec.source, "/data/2999.jpg");
     assert_string_equal(rec.label, "csam");
     /* a reader of this process blocks remapping: a commit that needs more map fails cleanly */
@@ -546,7 +546,7 @@ static void test_dedupe_key_collisions(void **state)
         pairs += top[i] == top[i - 1];
     free(top);
     assert_true(pairs >= 1); /* about 200000^2 / 2^33 = 4.7 expected */
-    nh_db_kind kind = {.type = NH_DB_KIND_NEURAL};
+    nh_kind kind = {.type = NH_KIND_NEURAL};
     assert_int_equal(nh_db_open(t.path, NH_DB_OPEN_CREATE | NH_DB_OPEN_NOSYNC, NULL, &db, &err),
                      NH_OK);
     fill_db(db, &kind, &s, 70000);
@@ -573,7 +573,7 @@ static void test_verify_detects_damage(void **state)
     nh_db *db = NULL;
     hashset s;
     gen_set(&s, 12, 500, 1);
-    nh_db_kind kind = {.type = NH_DB_KIND_NEURAL};
+    nh_kind kind = {.type = NH_KIND_NEURAL};
     assert_int_equal(nh_db_open(t.path, NH_DB_OPEN_CREATE, NULL, &db, &err), NH_OK);
     fill_db(db, &kind, &s, 1000);
     nh_db_close(db);
@@ -682,7 +682,7 @@ static void test_upgrade_v1(void **state)
     nh_db_reader *rd = NULL;
     assert_int_equal(nh_db_reader_create(d, &rd, &err), NH_OK);
     for (size_t ki = 0; ki < st.n_kinds; ki++) {
-        nh_db_kind kind = st.kinds[ki].kind;
+        nh_kind kind = st.kinds[ki].kind;
         for (uint64_t o = 0; o < st.kinds[ki].count; o += 7) {
             nh_db_record rec;
             uint64_t id = (uint64_t)st.kinds[ki].kind_id << 40 | o;
@@ -1038,7 +1038,7 @@ static void test_readers_during_write(void **state)
               "2000", (char *)NULL);
         _exit(127);
     }
-    nh_db_kind kind = {.type = NH_DB_KIND_NEURAL};
+    nh_kind kind = {.type = NH_KIND_NEURAL};
     memcpy(kind.model, "\0\0\0\0\0\0\0\xcc", 8);
     uint8_t q[12] = {0};
     int st, done = 0;

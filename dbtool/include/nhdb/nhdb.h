@@ -6,11 +6,11 @@
  * hand it hashes. The on-disk schema is documented field by field in docs/nhdb.md.
  *
  * Hash kinds never mix in a comparison:
- *   NH_DB_KIND_NEURAL  96-bit neural hash, qualified by the 8-byte model fingerprint
+ *   NH_KIND_NEURAL  96-bit neural hash, qualified by the 8-byte model fingerprint
  *                      (xxHash64 of the model file content, canonical big-endian bytes);
  *                      two models are two kinds.
- *   NH_DB_KIND_PDQ     256-bit PDQ hash (an entry may carry its quality, 0..100).
- *   NH_DB_KIND_DIGEST  128-bit xxh128 file digest (canonical big-endian bytes).
+ *   NH_KIND_PDQ     256-bit PDQ hash (an entry may carry its quality, 0..100).
+ *   NH_KIND_DIGEST  128-bit xxh128 file digest (canonical big-endian bytes).
  * Every hash is a byte string in canonical big-endian order (bit 0 = MSB of byte 0).
  *
  * Writes are batched: nh_db_batch_begin, nh_db_add (buffers in memory), nh_db_batch_commit
@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "nhash/core.h"
+#include "nhash/kind.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -45,29 +46,12 @@ extern "C" {
 typedef struct nh_db nh_db;
 typedef struct nh_db_reader nh_db_reader;
 
-typedef enum nh_db_kind_type {
-    NH_DB_KIND_NEURAL = 1,
-    NH_DB_KIND_PDQ = 2,
-    NH_DB_KIND_DIGEST = 3,
-} nh_db_kind_type;
-
-/* A hash kind. model is the model fingerprint for NEURAL and all zero otherwise. */
-typedef struct nh_db_kind {
-    nh_db_kind_type type;
-    uint8_t model[8]; /* canonical big-endian xxHash64 of the model file */
-} nh_db_kind;
-
-/* Bits of a hash of this type (96, 256, 128), or 0 for an unknown type. */
-unsigned nh_db_kind_bits(nh_db_kind_type type);
-/* "neural", "pdq", "digest", or NULL. */
-const char *nh_db_kind_name(nh_db_kind_type type);
-/* Parse a kind name; NH_ERR_INVALID when unknown. */
-nh_status nh_db_kind_parse(const char *name, nh_db_kind_type *out);
+/* Kinds (nh_kind: type, width, model fingerprint) and their names are nhash/kind.h's. */
 
 /* One entry to add. All pointers are borrowed for the duration of nh_db_add only. */
 typedef struct nh_db_entry {
-    nh_db_kind kind;
-    const uint8_t *hash;   /* nh_db_kind_bits(kind.type)/8 bytes, big-endian */
+    nh_kind kind;
+    const uint8_t *hash;   /* nh_kind_type_bits(kind.type)/8 bytes, big-endian */
     const uint8_t *digest; /* optional 16-byte xxh128 of the file, NULL if none */
     int quality;           /* PDQ quality 0..100, or -1 when none */
     const char *source;    /* path or identifier, NUL-terminated; NULL = "" */
@@ -80,7 +64,7 @@ typedef struct nh_db_entry {
  * produced them is refreshed or destroyed. Strings are NUL-terminated. */
 typedef struct nh_db_record {
     uint64_t id; /* kind id in the top 24 bits, ordinal within the kind in the low 40 */
-    nh_db_kind kind;
+    nh_kind kind;
     unsigned bits;
     const uint8_t *hash;
     const uint8_t *digest; /* NULL when the entry has none */
@@ -162,7 +146,7 @@ nh_status nh_db_has_digest(nh_db *db, const uint8_t digest[16], int *present, nh
 
 /* Per-kind statistics. */
 typedef struct nh_db_kind_stats {
-    nh_db_kind kind;
+    nh_kind kind;
     uint32_t kind_id;
     unsigned bits;
     unsigned substrings; /* 0: no MIH tables (digest kinds search by scan or exact key) */
@@ -208,12 +192,12 @@ void nh_db_reader_destroy(nh_db_reader *rd);
 nh_status nh_db_reader_get(nh_db_reader *rd, uint64_t id, nh_db_record *out, nh_error *err);
 
 /* Count of a kind in the snapshot (0 when the kind is absent). */
-uint64_t nh_db_reader_kind_count(nh_db_reader *rd, const nh_db_kind *kind);
+uint64_t nh_db_reader_kind_count(nh_db_reader *rd, const nh_kind *kind);
 
 /* Visit every entry, kind by kind in insertion order; kind == NULL visits all kinds. A
  * non-zero return from fn stops the walk and is returned as NH_ERR_INTERRUPTED. */
 typedef int (*nh_db_record_fn)(void *ctx, const nh_db_record *rec);
-nh_status nh_db_reader_foreach(nh_db_reader *rd, const nh_db_kind *kind, nh_db_record_fn fn,
+nh_status nh_db_reader_foreach(nh_db_reader *rd, const nh_kind *kind, nh_db_record_fn fn,
                                void *ctx, nh_error *err);
 
 /* List the kinds of the snapshot; returns how many exist, fills up to cap. */
@@ -244,19 +228,19 @@ typedef struct nh_db_query_info {
 } nh_db_query_info;
 
 /*
- * Search kind for hash (nh_db_kind_bits/8 bytes). Matches are appended to the reader's
+ * Search kind for hash (nh_kind_type_bits/8 bytes). Matches are appended to the reader's
  * result buffer and returned through *out (valid until the next query on rd) and *n, sorted
  * by distance then id. Exact: equal to a brute-force comparison against every entry of the
  * kind. An absent kind gives zero matches.
  */
-nh_status nh_db_query(nh_db_reader *rd, const nh_db_kind *kind, const uint8_t *hash,
+nh_status nh_db_query(nh_db_reader *rd, const nh_kind *kind, const uint8_t *hash,
                       const nh_db_query_opts *opts, const nh_db_match **out, size_t *n,
                       nh_error *err);
 
 /* Same search, matches delivered to fn in unspecified order (radius searches only, k must
  * be 0); a non-zero return stops the search with NH_ERR_INTERRUPTED. */
 typedef int (*nh_db_match_fn)(void *ctx, uint64_t id, unsigned distance);
-nh_status nh_db_query_each(nh_db_reader *rd, const nh_db_kind *kind, const uint8_t *hash,
+nh_status nh_db_query_each(nh_db_reader *rd, const nh_kind *kind, const uint8_t *hash,
                            const nh_db_query_opts *opts, nh_db_match_fn fn, void *ctx,
                            nh_error *err);
 

@@ -44,6 +44,7 @@ typedef enum nh_decode_mode {
 } nh_decode_mode;
 
 #define NH_DECODE_DEFAULT_MAX_PIXELS 100000000ULL
+#define NH_DECODE_DEFAULT_MAX_FILE_BYTES ((size_t)1 << 30)
 
 typedef struct nh_decode_opts {
     nh_decode_mode mode;
@@ -51,6 +52,7 @@ typedef struct nh_decode_opts {
     int autorotate;             /* FAST only: apply EXIF orientation */
     int allow_untrusted;        /* allow libvips loaders marked untrusted */
     unsigned long long max_pixels; /* refuse larger images; 0 = NH_DECODE_DEFAULT_MAX_PIXELS */
+    size_t max_file_bytes;      /* refuse larger files; 0 = NH_DECODE_DEFAULT_MAX_FILE_BYTES */
 } nh_decode_opts;
 
 /* Defaults: COMPAT, 360x360, no autorotate, untrusted blocked, 100 MP. */
@@ -71,6 +73,27 @@ typedef struct nh_decode_info {
  */
 nh_status nh_decode_init(const char *argv0, nh_error *err);
 
+/*
+ * Open a regular file for reading. Anything else (folder, FIFO, device, socket) is refused
+ * from its stat, without opening it, so nothing can block. *fd_out (returned-owned, close())
+ * and *size (bytes at open) are written on success; err names the file and the reason
+ * ("no such file", "permission denied", "is a directory", "not a regular file ...").
+ */
+nh_status nh_file_open(const char *path, int *fd_out, size_t *size, nh_error *err);
+
+/*
+ * Read a whole regular file into *buf (caller-owned, grown with realloc to *cap and kept for
+ * the next call), *len bytes. NH_ERR_TOO_LARGE over max_bytes (0 = the default).
+ */
+nh_status nh_file_read(const char *path, size_t max_bytes, uint8_t **buf, size_t *cap,
+                       size_t *len, nh_error *err);
+/* Same, leaving the file open: *fd_out (returned-owned, close()) on success. */
+nh_status nh_file_read_fd(const char *path, size_t max_bytes, uint8_t **buf, size_t *cap,
+                          size_t *len, int *fd_out, nh_error *err);
+
+/* A thread that decoded is about to end: drop libvips' per-thread buffers. */
+void nh_decode_thread_done(void);
+
 /* Upper bound of output bytes for opts (width * height * 3; NATIVE: max_pixels * 3). */
 size_t nh_decode_out_bytes(const nh_decode_opts *opts);
 
@@ -82,10 +105,38 @@ size_t nh_decode_out_bytes(const nh_decode_opts *opts);
 nh_status nh_decode_file(const char *path, const nh_decode_opts *opts, uint8_t *out,
                          nh_decode_info *info, nh_error *err);
 
-/* Same from a memory buffer (borrowed for the call); name is used in errors. */
+/* Same from the file's bytes already read (borrowed for the call); fd as in
+ * nh_decode_full; name is used in errors. */
+nh_status nh_decode_source(const void *data, size_t len, int fd, const char *name,
+                           const nh_decode_opts *opts, uint8_t *out, nh_decode_info *info,
+                           nh_error *err);
+/* nh_decode_source without a file (fd -1): formats libvips reads from files alone fail. */
 nh_status nh_decode_buffer(const void *data, size_t len, const char *name,
                            const nh_decode_opts *opts, uint8_t *out, nh_decode_info *info,
                            nh_error *err);
+
+/*
+ * The one full decode behind COMPAT, NEAREST and NATIVE: the file's bytes (borrowed for the
+ * call; name is used in errors) to RGB at the stored size, pixel formats converted as in
+ * COMPAT. opts: size limits and loader policy (mode and size are ignored). *rgb is
+ * returned-owned (nh_decode_free), info->src_* and info->width/height its size. fd: the
+ * open file the bytes were read from, or -1; only formats that libvips reads from files
+ * alone (its .v, FITS, MAT ...) are loaded through it, by its /proc/self/fd name. The
+ * pipeline decodes each file once with this and derives every hasher's input from it.
+ */
+nh_status nh_decode_full(const void *data, size_t len, int fd, const char *name,
+                         const nh_decode_opts *opts, uint8_t **rgb, nh_decode_info *info,
+                         nh_error *err);
+void nh_decode_free(uint8_t *rgb);
+
+/*
+ * A mode's output from a full decode (sw x sh x 3, borrowed): COMPAT resizes as Pillow
+ * does, NEAREST squashes as PDQ's reference does, NATIVE copies. out as in nh_decode_file;
+ * info->width/height receive its size. Byte for byte what nh_decode_file gives for that
+ * mode. NH_ERR_INVALID for FAST (a decode of its own) or a bad size.
+ */
+nh_status nh_decode_derive(const uint8_t *rgb, int sw, int sh, const nh_decode_opts *opts,
+                           uint8_t *out, nh_decode_info *info);
 
 /*
  * Pillow 9.4 ImagingResample with BICUBIC on an interleaved RGB uint8 image, bit-exact:

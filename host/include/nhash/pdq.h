@@ -206,6 +206,33 @@ nh_status nh_pdq_hash_file(const char *path, unsigned flags, uint8_t *pixels, nh
 nh_status nh_pdq_load_file(const char *path, unsigned flags, uint8_t *pixels, nh_pdq_image *img,
                            int *src_width, int *src_height, nh_error *err);
 
+/* ---- inputs from bytes already read (the pipeline's one read and one decode) ---- */
+
+struct nh_decode_opts;
+
+/* 1 when data is a JPEG whose shorter side is >= 1024, where --pdq-fast's shrink-on-load
+ * pays (read from the header bytes only). */
+int nh_pdq_fast_pays(const void *data, size_t len);
+
+/* The reference input from a full decode (rgb: sw x sh x 3, borrowed): nearest-neighbour
+ * squash to exactly 512x512 when a side exceeds 512, else the image as it is, into pix
+ * (NH_PDQ_FILE_PIXEL_BYTES, caller-owned); img borrows pix, with gray set as the reference's
+ * decoder would see it. */
+void nh_pdq_input_from_full(const uint8_t *rgb, int sw, int sh, uint8_t *pix, nh_pdq_image *img);
+
+/* The shrink-on-load input (FAST decode of data to 512x512 under opts' limits). Returns
+ * fd: the open file or -1 (nh_decode_full). NH_ERR_UNSUPPORTED when the image turned out to fit in 512x512 (the caller takes the
+ * reference input: the reference leaves such images alone). */
+nh_status nh_pdq_input_fast(const void *data, size_t len, int fd, const char *name,
+                            const struct nh_decode_opts *opts, uint8_t *pix, nh_pdq_image *img,
+                            int *src_width, int *src_height, nh_error *err);
+
+/* nh_pdq_load_file's work on bytes already read (name for errors), under opts' limits and
+ * loader policy (NULL: the defaults). */
+nh_status nh_pdq_load_buffer(const void *data, size_t len, int fd, const char *name, unsigned flags,
+                             const struct nh_decode_opts *opts, uint8_t *pix, nh_pdq_image *img,
+                             int *src_width, int *src_height, nh_error *err);
+
 /* Shorthands for nh_pdq_scratch_create(0, 0, ...) / nh_pdq_scratch_destroy: a 512x512
  * scratch, NULL when out of memory. */
 nh_pdq_scratch *nh_pdq_scratch_new(void);

@@ -17,6 +17,7 @@
 
 #include "nhash/core.h"
 #include "nhash/decode.h"
+#include "nhash/kind.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -48,36 +49,28 @@ size_t nh_input_count(const nh_input *in);
 
 /* ---- the job ---- */
 
-enum {
-    NH_ALGO_NEURAL = 1u,
-    NH_ALGO_PDQ = 2u,
-    NH_ALGO_DIGEST = 4u,
-};
+#define NH_NEURAL_MAX_BYTES NH_HASH_MAX_BYTES
+/* neural + its mirror, 8 PDQ variants, digest */
+#define NH_RECORD_MAX_HASHES 12
 
-#define NH_NEURAL_MAX_BYTES 128
-
-/* One file's result. Borrowed by the callback for the duration of the call. */
+/*
+ * One file's result: its hashes as a list of nh_hash values (kind, bytes, quality, variant),
+ * in the order of the hasher table (digest, neural, pdq; variants after the original).
+ * Borrowed by the callback for the duration of the call.
+ */
 typedef struct nh_record {
     size_t index;               /* position in the input, from 0 */
     const char *path;
     nh_status status;           /* NH_OK or why the file failed */
     nh_error err;
     int skipped;                /* skip hook said it is already known */
-    int src_width, src_height;
-    int has_digest;
-    uint8_t digest[16];         /* XXH128 of the file's bytes, canonical big-endian */
-    int has_neural;
-    uint8_t neural[NH_NEURAL_MAX_BYTES];
-    size_t neural_bytes;
-    double neural_min_abs;      /* smallest |score|: how near a bit came to flipping */
-    int has_neural_mirror;      /* opts.neural_mirror: the hash of the left-right mirror image */
-    uint8_t neural_mirror[NH_NEURAL_MAX_BYTES];
-    int has_pdq;
-    uint8_t pdq[32];            /* Meta's order (DCT row 15 first) */
-    int pdq_quality;            /* 0..100; under 50 the hash is unreliable */
-    int has_pdq_dihedral;
-    uint8_t pdq_dihedral[8][32];/* the 8 dihedral variants (nh_pdq_dihedral order), [0] = pdq */
+    int src_width, src_height;  /* as stored in the file; 0 when it was not decoded */
+    size_t nhashes;
+    nh_hash hashes[NH_RECORD_MAX_HASHES];
 } nh_record;
+
+/* The record's hash of this type and variant, or NULL. */
+const nh_hash *nh_record_hash(const nh_record *r, nh_kind_type type, nh_variant variant);
 
 /* Return nonzero to stop the job after the batch in flight. */
 typedef int (*nh_record_fn)(const nh_record *rec, void *user);
@@ -89,16 +82,27 @@ typedef int (*nh_record_fn)(const nh_record *rec, void *user);
  */
 typedef int (*nh_skip_fn)(const uint8_t digest[16], void *user);
 
+/* Where PDQ runs. AUTO: on the OpenCL device when the job has one open for the network and
+ * it is a GPU whose divisions are exact (the reference's bits), else in C on the workers. */
+typedef enum nh_pdq_backend {
+    NH_PDQ_BACKEND_AUTO = 0,
+    NH_PDQ_BACKEND_C = 1,
+    NH_PDQ_BACKEND_CL = 2,
+} nh_pdq_backend;
+
 typedef struct nh_pipeline_opts {
-    unsigned algos;             /* NH_ALGO_* */
+    unsigned kinds;             /* NH_KIND_BIT(NH_KIND_NEURAL) | ...: what to compute */
     const char *model_path;     /* neural: .nhm file (NULL = nh_pipeline_default_model()) */
     const char *backend;        /* neural: "cl" (default) or "ref" (plain C) */
     const char *cl_platform;    /* device choice, NULL = env / default */
     const char *cl_device;
     size_t batch;               /* images per network batch; 0 = 16 */
     int threads;                /* decode workers; 0 = online CPUs */
-    nh_decode_opts decode;      /* neural input (size is taken from the model) */
+    nh_decode_opts decode;      /* the one set of decode options for every hasher: limits and
+                                   loaders; mode and autorotate choose the network's input
+                                   (its size is the model's) */
     int pdq_fast;               /* PDQ input: 0 = reference path, 1 = shrink-on-load */
+    nh_pdq_backend pdq_backend;
     int pdq_dihedral;           /* also the 8 dihedral variants of each PDQ hash */
     int neural_mirror;          /* also the neural hash of each image mirrored left-right (a
                                    second network pass): finds flipped copies */
@@ -124,11 +128,16 @@ void nh_pipeline_destroy(nh_pipeline *p);
 /* Set or replace the skip hook before nh_pipeline_run (see nh_skip_fn). */
 void nh_pipeline_set_skip(nh_pipeline *p, nh_skip_fn fn, void *user);
 
-/* Model in use (NULL without NH_ALGO_NEURAL): name, version and fingerprint for output. */
+/* Model in use (NULL without neural hashes): name, version and fingerprint for output. */
 const char *nh_pipeline_model_name(const nh_pipeline *p);
 uint64_t nh_pipeline_model_fingerprint(const nh_pipeline *p);
 int nh_pipeline_model_is_placeholder(const nh_pipeline *p);
 size_t nh_pipeline_hash_bytes(const nh_pipeline *p);
+/* The kind of this job's hashes of a type (neural: the model's fingerprint and width);
+ * NH_ERR_NOT_FOUND when the job does not compute that type. */
+nh_status nh_pipeline_kind(const nh_pipeline *p, nh_kind_type type, nh_kind *out);
+/* The hasher computing a type ("neural-cl", "pdq-c", ...), NULL when none. */
+const char *nh_pipeline_hasher_name(const nh_pipeline *p, nh_kind_type type);
 
 /*
  * Run the whole input through. cb gets every record in input order. Returns NH_OK when the
@@ -144,9 +153,6 @@ nh_status nh_pipeline_run(nh_pipeline *p, nh_input *in, nh_record_fn cb, void *u
  */
 const char *nh_pipeline_default_model(void);
 
-/* XXH128 of a file's bytes (canonical big-endian) with a caller-owned read buffer. */
-nh_status nh_file_digest(const char *path, uint8_t out[16], uint8_t *buf, size_t buf_len,
-                         nh_error *err);
 
 #ifdef __cplusplus
 }
