@@ -167,6 +167,134 @@ static void test_errors_go_on(void **state)
     assert_int_equal(rc, 2);
 }
 
+/* PDQ in the main job, in C on the workers and on the OpenCL device (PoCL here), gives Meta's
+ * reference hashes (tests/data/pdq/expected.csv, made by the reference pdq-photo-hasher) for
+ * its 12 committed pixel files, with the neural hash and the digest from the same single read
+ * and decode; both runs print the same records. */
+static void test_pdq_backends_in_main_job(void **state)
+{
+    (void)state;
+    char cmd[4096], out_c[600], out_cl[600];
+    int rc;
+    snprintf(out_c, sizeof out_c, "%s/pdq_c.jsonl", tmp);
+    snprintf(out_cl, sizeof out_cl, "%s/pdq_cl.jsonl", tmp);
+    const char *be[2] = {"c", "cl"};
+    const char *outs[2] = {out_c, out_cl};
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd,
+                 "cd '%s/tests/data/pdq/pixels' && ls | sort | '%s' hash --algo neural,pdq,digest "
+                 "--pdq-backend %s --batch 5 --format jsonl - > '%s' && echo ok",
+                 src_dir, nhash, be[k], outs[k]);
+        char *o = run(cmd, &rc);
+        assert_int_equal(rc, 0);
+        assert_non_null(strstr(o, "ok"));
+        free(o);
+    }
+    snprintf(cmd, sizeof cmd, "cmp '%s' '%s' && echo same", out_c, out_cl);
+    char *o = run(cmd, &rc);
+    assert_int_equal(rc, 0);
+    free(o);
+    /* Every expected row whose file is committed: its hash and quality in both outputs. */
+    char path[1200];
+    snprintf(path, sizeof path, "%s/tests/data/pdq/expected.csv", src_dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[512];
+    int checked = 0;
+    while (fgets(line, sizeof line, f)) {
+        char name[256], hex[65];
+        int q;
+        if (sscanf(line, "%255[^,],%64[0-9a-f],%d", name, hex, &q) != 3)
+            continue;
+        char png[1200];
+        snprintf(png, sizeof png, "%s/tests/data/pdq/pixels/%s.png", src_dir, name);
+        if (access(png, R_OK) != 0)
+            continue;
+        for (int k = 0; k < 2; k++) {
+            char want[512];
+            snprintf(want, sizeof want, "{\"path\":\"%s.png\",", name);
+            snprintf(cmd, sizeof cmd, "grep -F '%s' '%s'", want, outs[k]);
+            char *rec = run(cmd, &rc);
+            assert_int_equal(rc, 0);
+            char pdq[128];
+            snprintf(pdq, sizeof pdq, "\"pdq\":\"%s\",\"pdq_quality\":%d", hex, q);
+            if (!strstr(rec, pdq))
+                fail_msg("%s (%s): want %s in %s", name, be[k], pdq, rec);
+            assert_non_null(strstr(rec, "\"neural\":\""));
+            assert_non_null(strstr(rec, "\"xxh128\":\""));
+            free(rec);
+        }
+        checked++;
+    }
+    fclose(f);
+    printf("PDQ in the main job: %d reference hashes equal on pdq-c and pdq-cl\n", checked);
+    assert_true(checked >= 10);
+}
+
+/* A file name is never read as libvips load options: "a.png[0]" beside "a.png" is its own
+ * file (an evasion before: both got a.png's hashes), and "b.png[page=0]" alone decodes. */
+static void test_bracket_names(void **state)
+{
+    (void)state;
+    char d[400], a[600], cmd[4096];
+    int rc;
+    snprintf(d, sizeof d, "%s/brackets", tmp);
+    mkdir(d, 0755);
+    char from[1100];
+    snprintf(from, sizeof from, "%s/samples/coffee.png", src_dir);
+    snprintf(a, sizeof a, "%s/a.png", d);
+    copy_file(from, a);
+    snprintf(from, sizeof from, "%s/samples/horse.png", src_dir);
+    snprintf(a, sizeof a, "%s/a.png[0]", d);
+    copy_file(from, a);
+    snprintf(a, sizeof a, "%s/b.png[page=0]", d);
+    copy_file(from, a);
+    snprintf(a, sizeof a, "%s/horse.png", d);
+    copy_file(from, a);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' hash --algo pdq a.png 'a.png[0]' 'b.png[page=0]' horse.png",
+             d, nhash);
+    char *out = run(cmd, &rc);
+    assert_int_equal(rc, 0);
+    char h[4][65];
+    char *line = out;
+    for (int i = 0; i < 4; i++) {
+        assert_non_null(line);
+        assert_int_equal(sscanf(line, "%64s", h[i]), 1);
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    assert_string_not_equal(h[0], h[1]);  /* a.png[0] is horse, not coffee */
+    assert_string_equal(h[1], h[3]);
+    assert_string_equal(h[2], h[3]);
+    free(out);
+}
+
+/* Only regular files are read: a FIFO or a character device is a per-file error at once
+ * (it hung every digest run before), and the run goes on. */
+static void test_special_files(void **state)
+{
+    (void)state;
+    char fifo[400], cmd[4096];
+    int rc;
+    snprintf(fifo, sizeof fifo, "%s/fifo", tmp);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    const char *algos[] = {"digest", "neural,pdq,digest"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd,
+                 "cd '%s' && timeout 60 '%s' hash --algo %s --format csv '%s' /dev/zero "
+                 "samples/coffee.png 2>/dev/null",
+                 src_dir, nhash, algos[k], fifo);
+        char *out = run(cmd, &rc);
+        assert_int_equal(rc, 1); /* 124 would be the timeout */
+        assert_non_null(strstr(out, "fifo: not a regular file"));
+        assert_non_null(strstr(out, "/dev/zero: not a regular file"));
+        assert_non_null(strstr(out, "samples/coffee.png,"));
+        assert_non_null(strstr(out, "398ea8877a201501d5097d427020b37a"));
+        free(out);
+    }
+}
+
 /* The test model: models/nh_test.nhm when committed, else imported from the ONNX. */
 static const char *test_model(void)
 {
@@ -535,6 +663,9 @@ int main(void)
         cmocka_unit_test(test_digest_matches_xxhsum),
         cmocka_unit_test(test_stdin_names),
         cmocka_unit_test(test_errors_go_on),
+        cmocka_unit_test(test_pdq_backends_in_main_job),
+        cmocka_unit_test(test_bracket_names),
+        cmocka_unit_test(test_special_files),
         cmocka_unit_test(test_neural_end_to_end),
         cmocka_unit_test(test_mixed_folder),
         cmocka_unit_test(test_resume_after_kill),
