@@ -26,11 +26,25 @@ nh_status nhdb_mdb_error(nh_error *err, int rc, const char *path, const char *wh
     return nh_error_set(err, NH_ERR_DB, NH_FOREIGN_MDB, rc, path, "%s: %s", what, mdb_strerror(rc));
 }
 
-unsigned nhdb_default_m(const nh_db *db, nh_kind_type type)
+unsigned nhdb_default_m(const nh_db *db, const nh_kind *kind)
 {
-    switch (type) {
-    case NH_KIND_NEURAL:
-        return db->neural_m;
+    switch (kind->type) {
+    case NH_KIND_NEURAL: {
+        /* The schema's count is for 96 bits; other widths keep its substring length:
+         * round(bits * m96 / 96), at least 2 and at least ceil(bits / 32) (substrings are
+         * at most 32 bits), at most 64. */
+        unsigned bits = nh_kind_bits(kind);
+        if (bits == NH_NEURAL_DEFAULT_BITS)
+            return db->neural_m;
+        unsigned m =
+            (2 * bits * db->neural_m + NH_NEURAL_DEFAULT_BITS) / (2 * NH_NEURAL_DEFAULT_BITS);
+        unsigned lo = (bits + 31) / 32;
+        if (lo < 2)
+            lo = 2;
+        if (m < lo)
+            m = lo;
+        return m > 64 ? 64 : m;
+    }
     case NH_KIND_PDQ:
         return db->pdq_m;
     case NH_KIND_DIGEST:
@@ -152,10 +166,12 @@ nh_status nhdb_kind_decode(uint32_t id, const MDB_val *val, nhdb_kind_info *out)
     out->bits = nhdb_get_le16(p + 4);
     out->hb = out->bits / 8;
     memcpy(out->kind.model, p + 8, 8);
+    out->kind.bits = out->bits;
     out->count = nhdb_get_le64(p + 16);
-    if (nh_kind_type_bits(out->kind.type) != out->bits || out->count > NHDB_ORD_MASK)
+    if (!nh_kind_bits_valid(out->kind.type, out->bits) || out->bits > 8 * NH_DB_HASH_MAX ||
+        out->count > NHDB_ORD_MASK)
         return NH_ERR_FORMAT;
-    if (out->m && (out->bits / out->m > 32 || out->m > 64))
+    if (out->m && ((out->bits + out->m - 1) / out->m > 32 || out->m > 64))
         return NH_ERR_FORMAT;
     return NH_OK;
 }
@@ -703,10 +719,15 @@ nh_status nh_db_add(nh_db *db, const nh_db_entry *e, nh_error *err)
     if (!db->in_batch)
         return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path,
                             "nh_db_add outside a batch");
-    unsigned bits = nh_kind_type_bits(e->kind.type);
-    if (!bits || !e->hash)
+    unsigned bits = nh_kind_bits(&e->kind);
+    if (!nh_kind_type_bits(e->kind.type) || !e->hash)
         return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path,
                             "entry without a valid kind or hash");
+    if (!nh_kind_bits_valid(e->kind.type, bits) || bits > 8 * NH_DB_HASH_MAX)
+        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path,
+                            "%s hash of %u bits (neural: 8..%u in whole bytes; pdq 256; "
+                            "digest 128)",
+                            nh_kind_name(e->kind.type), bits, 8 * NH_DB_HASH_MAX);
     if (e->quality < -1 || e->quality > 100)
         return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path,
                             "quality %d outside 0..100", e->quality);
@@ -724,6 +745,7 @@ nh_status nh_db_add(nh_db *db, const nh_db_entry *e, nh_error *err)
     nhdb_pending *p = &db->pend[db->n_pend];
     memset(p, 0, sizeof *p);
     p->kind = e->kind;
+    p->kind.bits = bits; /* explicit width: kinds compare by nh_kind_equal */
     memcpy(p->hash, e->hash, bits / 8);
     if (e->digest) {
         memcpy(p->digest, e->digest, 16);
@@ -829,7 +851,7 @@ static int digest_item_cmp(const void *a, const void *b)
 static nhdb_kind_info *kind_find(nhdb_kind_info *k, size_t n, const nh_kind *kind)
 {
     for (size_t i = 0; i < n; i++)
-        if (k[i].kind.type == kind->type && memcmp(k[i].kind.model, kind->model, 8) == 0)
+        if (nh_kind_equal(&k[i].kind, kind))
             return &k[i];
     return NULL;
 }
@@ -946,8 +968,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
     size_t last_k = SIZE_MAX; /* batches are mostly of one kind */
     for (size_t i = 0; i < n; i++) {
         const nh_kind *pk = &db->pend[i].kind;
-        if (last_k != SIZE_MAX && kinds[last_k].kind.type == pk->type &&
-            memcmp(kinds[last_k].kind.model, pk->model, 8) == 0) {
+        if (last_k != SIZE_MAX && nh_kind_equal(&kinds[last_k].kind, pk)) {
             cc->kind_of[i] = (uint32_t)last_k;
             continue;
         }
@@ -969,9 +990,10 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
             memset(k, 0, sizeof *k);
             k->id = id;
             k->kind = db->pend[i].kind;
-            k->bits = nh_kind_type_bits(k->kind.type);
+            k->bits = nh_kind_bits(&k->kind);
+            k->kind.bits = k->bits;
             k->hb = k->bits / 8;
-            k->m = nhdb_default_m(db, k->kind.type);
+            k->m = nhdb_default_m(db, &k->kind);
             k->dirty = 1;
         }
         cc->kind_of[i] = (uint32_t)(k - kinds);
@@ -1203,9 +1225,17 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
                     /* the hash as big-endian 64-bit words; substring s spans at most two */
                     const uint8_t *h = db->pend[i].hash;
                     uint64_t w[NH_DB_HASH_MAX / 8 + 1];
-                    for (unsigned q = 0; q < NH_DB_HASH_MAX / 8; q++)
-                        w[q] = nhdb_get_be64(h + 8 * q);
-                    w[NH_DB_HASH_MAX / 8] = 0;
+                    unsigned nw = (k->hb + 7) / 8;
+                    uint8_t pad[8] = {0};
+                    for (unsigned q = 0; q < nw; q++) {
+                        if (8 * q + 8 <= k->hb) {
+                            w[q] = nhdb_get_be64(h + 8 * q);
+                        } else { /* a width that is not a multiple of 64 bits */
+                            memcpy(pad, h + 8 * q, k->hb - 8 * q);
+                            w[q] = nhdb_get_be64(pad);
+                        }
+                    }
+                    w[nw] = 0;
                     for (unsigned s = 0; s < k->m; s++) {
                         unsigned wi = st0[s] >> 6, off = st0[s] & 63;
                         uint64_t x = off ? w[wi] << off | w[wi + 1] >> (64 - off) : w[wi];
@@ -1387,9 +1417,9 @@ nh_status nh_db_batch_commit(nh_db *db, uint64_t *added, uint64_t *skipped, nh_e
         size_t est = 0;
         for (size_t i = 0; i < n; i++) {
             const nhdb_pending *p = &db->pend[i];
-            unsigned hb = nh_kind_type_bits(p->kind.type) / 8;
+            unsigned hb = nh_kind_bits(&p->kind) / 8;
             est += nhdb_rec_size(hb, p->src_len, p->lab_len, p->note_len) + 48 + hb +
-                   16 * ((size_t)nhdb_default_m(db, p->kind.type) + 1) + (p->has_digest ? 40 : 0);
+                   16 * ((size_t)nhdb_default_m(db, &p->kind) + 1) + (p->has_digest ? 40 : 0);
         }
         est *= 2; /* half-full pages after splits, copy-on-write */
         /* A batch may merge every stored run of its kinds: room for all their postings again. */
@@ -1400,8 +1430,7 @@ nh_status nh_db_batch_commit(nh_db *db, uint64_t *added, uint64_t *skipped, nh_e
             if (nhdb_kinds_load(db, rt, &ks, &nks, NULL) == NH_OK)
                 for (size_t ki = 0; ki < nks; ki++)
                     for (size_t i = 0; i < n; i++)
-                        if (db->pend[i].kind.type == ks[ki].kind.type &&
-                            memcmp(db->pend[i].kind.model, ks[ki].kind.model, 8) == 0) {
+                        if (nh_kind_equal(&db->pend[i].kind, &ks[ki].kind)) {
                             est += (size_t)(ks[ki].m + 1) * 8 * ks[ki].count + (1u << 20);
                             break;
                         }

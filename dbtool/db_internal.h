@@ -273,7 +273,8 @@ nh_status nhdb_kinds_load(nh_db *db, MDB_txn *txn, nhdb_kind_info **out, size_t 
 nh_status nhdb_mdb_error(nh_error *err, int rc, const char *path, const char *what);
 /* Begin a transaction, adopting a map grown by another process. */
 int nhdb_txn_begin(nh_db *db, unsigned flags, MDB_txn **txn);
-unsigned nhdb_default_m(const nh_db *db, nh_kind_type type);
+/* MIH substrings of a new kind: the schema's counts (neural scaled by width from 96 bits). */
+unsigned nhdb_default_m(const nh_db *db, const nh_kind *kind);
 /* Dedupe key of (hash, source) within a kind: XXH3-64 of the source seeded with XXH3-64 of
  * the hash. */
 uint64_t nhdb_dedupe_hash(const uint8_t *hash, unsigned hb, const char *src, size_t src_len);

@@ -55,6 +55,8 @@ static inline unsigned hdist(const uint8_t *a, const uint8_t *b, unsigned hb)
         memcpy(&y, b + i, 4);
         d += (unsigned)__builtin_popcount(x ^ y);
     }
+    for (; i < hb; i++) /* neural widths that are not a multiple of 32 bits */
+        d += (unsigned)__builtin_popcount((unsigned)(a[i] ^ b[i]));
     return d;
 }
 
@@ -134,8 +136,7 @@ void nh_db_reader_destroy(nh_db_reader *rd)
 static nhdb_kind_info *reader_kind(nh_db_reader *rd, const nh_kind *kind)
 {
     for (size_t i = 0; i < rd->nk; i++)
-        if (rd->kinds[i].kind.type == kind->type &&
-            memcmp(rd->kinds[i].kind.model, kind->model, 8) == 0)
+        if (nh_kind_equal(&rd->kinds[i].kind, kind))
             return &rd->kinds[i];
     return NULL;
 }

@@ -108,7 +108,8 @@ static int parse_db_command(int argc, char **argv, const char *help, int *json, 
 static const char create_help[] =
     "usage: nhdb create DB [--neural-substrings N] [--pdq-substrings N]\n"
     "Create an empty database in directory DB (created if missing).\n"
-    "  --neural-substrings N  MIH substrings for 96-bit hashes (3..32, default 4)\n"
+    "  --neural-substrings N  MIH substrings for 96-bit hashes (3..32, default 4); other\n"
+    "                         neural widths get about the same substring length\n"
     "  --pdq-substrings N     MIH substrings for 256-bit PDQ hashes (8..64, default 12)\n";
 
 static int cmd_create(int argc, char **argv)
@@ -161,7 +162,8 @@ static const char import_help[] =
     "usage: nhdb import DB FILE... [options]\n"
     "Import hash lists into DB (created if missing). FILE '-' reads standard input.\n"
     "  --format F        auto (default), neural, pdq, jsonl or csv\n"
-    "                    neural: 24 hex digits [whitespace path] per line (nnhash.py)\n"
+    "                    neural: 24 hex digits [whitespace path] per line (nnhash.py);\n"
+    "                    other widths by length (16 hex digits: 64 bits, 32: 128, 64: 256)\n"
     "                    pdq:    hash,quality,filename (Meta's pdq-photo-hasher)\n"
     "                    jsonl/csv: all fields, as nhdb export writes them\n"
     "  --model HEX       model fingerprint of a neural list (16 hex digits)\n"
@@ -617,10 +619,14 @@ cleanup:
 static const char query_help[] =
     "usage: nhdb query DB [--radius R | --k K] [options] [HASH...]\n"
     "Find the entries near each HASH (hex). The kind follows from the length: 24 hex digits\n"
-    "neural, 64 PDQ, 32 file digest.\n"
+    "neural, 64 PDQ, 32 file digest; another neural width (16 hex digits for 64 bits, 32 for\n"
+    "128, 64 for 256) when the database holds neural hashes of that width (of --model, when\n"
+    "given) and, for 32 and 64 digits, --model is given or no digest or PDQ entries (else\n"
+    "--kind neural).\n"
     "  --radius R     all entries within Hamming distance R (default 0)\n"
     "  --k K          the K nearest (ties by insertion order); --radius then caps distance\n"
-    "  --model HEX    model of neural hashes (default: the database's only neural model)\n"
+    "  --model HEX    model of neural hashes (default: the database's only neural model of\n"
+    "                 the query's width)\n"
     "  --kind K       force the kind (neural, pdq, digest)\n"
     "  --input FILE   read hashes from FILE, the first word of each line ('-': stdin)\n"
     "  --method M     auto (default), mih or linear\n"
@@ -642,34 +648,50 @@ static int query_one(query_ctx *q, const char *hex)
     nh_kind kind = {0};
     uint8_t h[NH_DB_HASH_MAX];
     nh_error err = {0};
+    /* A neural hash's width is its length (n / 2 bytes); the neural kinds of that width. */
+    unsigned nbits = n % 2 == 0 && n <= 2 * NH_DB_HASH_MAX ? (unsigned)n * 4 : 0;
+    nh_db_kind_stats ks[64];
+    size_t nk = nh_db_reader_kinds(q->rd, ks, 64), n_neural = 0, n_std = 0;
+    nh_kind_type std = n == 24   ? NH_KIND_NEURAL
+                       : n == 64 ? NH_KIND_PDQ
+                       : n == 32 ? NH_KIND_DIGEST
+                                 : (nh_kind_type)0;
+    for (size_t i = 0; i < nk && i < 64; i++) {
+        if (ks[i].kind.type == NH_KIND_NEURAL && ks[i].bits == nbits &&
+            (!q->have_model || !memcmp(ks[i].kind.model, q->model, 8))) {
+            if (!n_neural || memcmp(kind.model, ks[i].kind.model, 8))
+                n_neural++;
+            memcpy(kind.model, ks[i].kind.model, 8);
+        }
+        if (std && ks[i].kind.type == std)
+            n_std++;
+    }
     if (q->forced_type)
         kind.type = (nh_kind_type)q->forced_type;
+    else if (n == 24 || (nbits && nh_kind_bits_valid(NH_KIND_NEURAL, nbits) && n_neural &&
+                         (q->have_model || !n_std)))
+        kind.type = NH_KIND_NEURAL; /* 24 digits, or a neural width this database holds */
     else
-        kind.type = n == 24   ? NH_KIND_NEURAL
-                    : n == 64 ? NH_KIND_PDQ
-                    : n == 32 ? NH_KIND_DIGEST
-                              : (nh_kind_type)0;
-    unsigned hb = nh_kind_type_bits(kind.type) / 8;
-    if (!hb || n != 2 * hb || nh_hex_decode(hex, n, h, hb)) {
+        kind.type = std;
+    if (kind.type == NH_KIND_NEURAL)
+        kind.bits = nbits;
+    unsigned hb = nh_kind_type_bits(kind.type) ? nh_kind_bits(&kind) / 8 : 0;
+    if (!hb || !nh_kind_bits_valid(kind.type, 8 * hb) || n != 2 * hb ||
+        nh_hex_decode(hex, n, h, hb)) {
         fprintf(stderr, "nhdb: bad query hash '%s'\n", hex);
         return 1;
     }
     if (kind.type == NH_KIND_NEURAL) {
         if (q->have_model) {
             memcpy(kind.model, q->model, 8);
-        } else {
-            nh_db_kind_stats ks[64];
-            size_t nk = nh_db_reader_kinds(q->rd, ks, 64), found = 0;
-            for (size_t i = 0; i < nk && i < 64; i++)
-                if (ks[i].kind.type == NH_KIND_NEURAL) {
-                    memcpy(kind.model, ks[i].kind.model, 8);
-                    found++;
-                }
-            if (found > 1) {
-                fprintf(stderr, "nhdb: the database holds several neural models; use --model\n");
-                return 1;
-            }
+        } else if (n_neural > 1) {
+            fprintf(stderr,
+                    "nhdb: the database holds several neural models of %u bits; use --model\n",
+                    nbits);
+            return 1;
         }
+    } else {
+        memset(kind.model, 0, 8);
     }
     const nh_db_match *m;
     size_t nm;

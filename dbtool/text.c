@@ -99,6 +99,13 @@ static int is_hex_run(const char *s, size_t n)
     return 1;
 }
 
+/* Whether n hex digits are a neural hash's: a whole number of bytes of a valid width. */
+static int neural_hex_len(size_t n)
+{
+    return n % 2 == 0 && n <= 2 * NH_DB_HASH_MAX &&
+           nh_kind_bits_valid(NH_KIND_NEURAL, (unsigned)n * 4);
+}
+
 nhdb_fmt nhdb_text_sniff(const char *line)
 {
     while (isspace((unsigned char)*line))
@@ -109,7 +116,10 @@ nhdb_fmt nhdb_text_sniff(const char *line)
         return NHDB_FMT_CSV;
     if (is_hex_run(line, 64) && line[64] == ',')
         return NHDB_FMT_PDQ;
-    if (is_hex_run(line, 24) && (line[24] == '\0' || isspace((unsigned char)line[24])))
+    size_t n = 0;
+    while (isxdigit((unsigned char)line[n]))
+        n++;
+    if (neural_hex_len(n) && (line[n] == '\0' || isspace((unsigned char)line[n])))
         return NHDB_FMT_NEURAL;
     return NHDB_FMT_AUTO;
 }
@@ -236,10 +246,19 @@ static nh_status check_fields(nhdb_parsed *p, const fields *fl, char *msg, size_
         return fail(msg, cap, "missing kind");
     if (!fl->have_hash)
         return fail(msg, cap, "missing hash");
-    unsigned want = nh_kind_type_bits(p->entry.kind.type) / 8;
-    if ((unsigned)fl->have_hash != want)
-        return fail(msg, cap, "a %s hash has %u hex digits, not %d",
-                    nh_kind_name(p->entry.kind.type), 2 * want, 2 * fl->have_hash);
+    if (p->entry.kind.type == NH_KIND_NEURAL) {
+        /* a neural kind's width is its hash's length */
+        if (!neural_hex_len(2 * (size_t)fl->have_hash))
+            return fail(msg, cap,
+                        "a neural hash has 2 to %u hex digits in pairs (24 for 96 bits), not %d",
+                        2 * NH_DB_HASH_MAX, 2 * fl->have_hash);
+        p->entry.kind.bits = 8 * (unsigned)fl->have_hash;
+    } else {
+        unsigned want = nh_kind_type_bits(p->entry.kind.type) / 8;
+        if ((unsigned)fl->have_hash != want)
+            return fail(msg, cap, "a %s hash has %u hex digits, not %d",
+                        nh_kind_name(p->entry.kind.type), 2 * want, 2 * fl->have_hash);
+    }
     static const uint8_t zero[8];
     if (p->entry.kind.type != NH_KIND_NEURAL && memcmp(p->entry.kind.model, zero, 8))
         return fail(msg, cap, "only neural hashes carry a model");
@@ -539,15 +558,17 @@ nh_status nhdb_text_parse(nhdb_fmt fmt, const char *line, const uint8_t *neural_
             size_t n = 0;
             while (isxdigit((unsigned char)s[n]))
                 n++;
-            if (n != 24 || (s[n] && !isspace((unsigned char)s[n])))
+            if (!neural_hex_len(n) || (s[n] && !isspace((unsigned char)s[n])))
                 return fail(msg, cap,
                             "expected 24 hex digits, optionally followed by whitespace "
-                            "and a path");
-            nh_hex_decode(s, 24, p->hash, 12);
+                            "and a path (other neural widths: 2 to %u hex digits in pairs)",
+                            2 * NH_DB_HASH_MAX);
+            nh_hex_decode(s, n, p->hash, n / 2);
             p->entry.kind.type = NH_KIND_NEURAL;
+            p->entry.kind.bits = (unsigned)n * 4; /* the width is the hash's length */
             if (neural_model)
                 memcpy(p->entry.kind.model, neural_model, 8);
-            s += 24;
+            s += n;
             while (*s == ' ' || *s == '\t')
                 s++;
             if (set_str(&p->source, &p->source_cap, s, strlen(s)))

@@ -2,7 +2,9 @@
  * nhdb text formats, read and written by the nhdb CLI (docs/nhdb.md, "Text formats"):
  *
  *   neural  one 24-hex-digit NeuralHash per line, optionally followed by whitespace and a path
- *           (nnhash.py output); the model fingerprint comes from the command line.
+ *           (nnhash.py output); the model fingerprint comes from the command line. Other
+ *           widths by length: 2..256 hex digits in pairs (16 for 64 bits, 32 for 128 ...).
+ *           In every format a neural entry's width (its kind's bits) is its hash's length.
  *   pdq     hash,quality,filename as Meta's pdq-photo-hasher writes it (64 hex digits).
  *   jsonl   one JSON object per line: kind, model, hash, digest, quality, source, label, note,
  *           added.

@@ -77,9 +77,14 @@ nh_status nh_cli_db_open(const char *dir, int write, const nh_kind *neural, nh_c
     if (st != NH_OK)
         goto fail;
     if (write) {
+        /* A job that computes neural hashes resumes by the files its own neural kind (model
+         * and width) holds, so a second model, or the same model at another width, hashes
+         * files another kind already has; a job without neural resumes by every entry. */
         nh_db_kind_stats ks[64];
         size_t nk = nh_db_reader_kinds(d->rd, ks, 64);
         for (size_t k = 0; k < nk && k < 64; k++) {
+            if (neural && !nh_kind_equal(&ks[k].kind, &d->neural))
+                continue;
             st = nh_db_reader_foreach(d->rd, &ks[k].kind, collect, d, err);
             if (st != NH_OK)
                 goto fail;
@@ -172,6 +177,12 @@ nh_status nh_cli_db_add(nh_cli_db *d, const nh_record *r, const char *label, con
         const nh_hash *h = nh_record_hash(r, order[k], NH_VARIANT_ORIGINAL);
         if (!h)
             continue;
+        /* The entry's width is its kind's (nh_hash_size bytes; libnhdb checks it is a valid
+         * width): a neural hash must be the job's model at the model's width. */
+        if (order[k] == NH_KIND_NEURAL && !nh_kind_equal(&h->kind, &d->neural))
+            return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, r->path,
+                                "neural hash of %u bits is not the job's kind (%u bits)",
+                                nh_kind_bits(&h->kind), nh_kind_bits(&d->neural));
         e.kind = h->kind;
         e.hash = h->bytes;
         e.quality = h->quality;
@@ -199,7 +210,7 @@ unsigned nh_cli_db_kinds(nh_cli_db *d, size_t *other_models)
             continue;
         switch (ks[k].kind.type) {
         case NH_KIND_NEURAL:
-            if (!memcmp(ks[k].kind.model, d->neural.model, 8))
+            if (nh_kind_equal(&ks[k].kind, &d->neural)) /* this model at its width */
                 mask |= NH_KIND_BIT(NH_KIND_NEURAL);
             else
                 others++;

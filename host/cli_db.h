@@ -16,7 +16,9 @@ nh_status nh_cli_db_open(const char *dir, int write, const nh_kind *neural, nh_c
                          nh_error *err);
 void nh_cli_db_close(nh_cli_db *d);
 
-/* The skip hook for nh_pipeline_opts (thread-safe): digest already in the set. */
+/* The skip hook for nh_pipeline_opts (thread-safe): digest already in the set, among the
+ * entries of the job's neural kind when it has one (a second model or width into the same
+ * set hashes every file again), else among all entries. */
 int nh_cli_db_skip(const uint8_t digest[16], void *user);
 
 /* Add one record's hashes (neural, pdq, digest) with its path, label and note. Entries are

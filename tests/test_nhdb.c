@@ -177,7 +177,7 @@ static void gen_set(hashset *s, unsigned hb, size_t n, int clustered)
     assert_non_null(s->h);
     size_t i = 0;
     while (i < n) {
-        uint8_t c[32];
+        uint8_t c[NH_DB_HASH_MAX];
         for (unsigned b = 0; b < hb; b++)
             c[b] = (uint8_t)rnd();
         unsigned members = clustered ? 1 + (unsigned)(rnd() % 12) : 1;
@@ -253,20 +253,21 @@ static void make_query(uint8_t *q, const hashset *s, int near)
 }
 
 /* Every radius (and k nearest) against brute force; the set is added in batches of
- * `batch` (0: random sizes, many MIH runs and merges; SIZE_MAX: three batches). */
-static void check_search_b(const nh_db_create_opts *o, nh_kind_type type, size_t n,
-                           int clustered, unsigned nq, unsigned mih_max_radius, unsigned step,
-                           size_t batch, unsigned max_radius)
+ * `batch` (0: random sizes, many MIH runs and merges; SIZE_MAX: three batches). width: the
+ * neural kind's bits (0: the type's standard width). */
+static void check_search_w(const nh_db_create_opts *o, nh_kind_type type, unsigned width,
+                           size_t n, int clustered, unsigned nq, unsigned mih_max_radius,
+                           unsigned step, size_t batch, unsigned max_radius)
 {
     tdir t;
     tdir_make(&t);
     nh_error err = {0};
     nh_db *db = NULL;
     nh_db_reader *rd = NULL;
-    unsigned bits = nh_kind_type_bits(type), hb = bits / 8;
+    unsigned bits = width ? width : nh_kind_type_bits(type), hb = bits / 8;
     hashset s;
     gen_set(&s, hb, n, clustered);
-    nh_kind kind = {.type = type};
+    nh_kind kind = {.type = type, .bits = width};
     if (type == NH_KIND_NEURAL)
         memcpy(kind.model, "modelfp!", 8);
     assert_int_equal(nh_db_open(t.path, NH_DB_OPEN_CREATE | NH_DB_OPEN_NOSYNC, o, &db, &err),
@@ -275,7 +276,10 @@ static void check_search_b(const nh_db_create_opts *o, nh_kind_type type, size_t
     /* MIH runs at least double in size towards the oldest: at most log2(n) + 1 per substring */
     nh_db_stats st;
     assert_int_equal(nh_db_stats_get(db, &st, &err), NH_OK);
+    assert_int_equal(st.kinds[0].bits, bits);
     unsigned m = st.kinds[0].substrings, lg = 0;
+    /* substrings of at most 32 bits; neural widths keep the 96-bit default's length */
+    assert_true(m >= 2 && (bits + m - 1) / m <= 32);
     while (((size_t)1 << lg) < n)
         lg++;
     assert_int_equal(st.mih_rows, (uint64_t)n * m);
@@ -285,7 +289,7 @@ static void check_search_b(const nh_db_create_opts *o, nh_kind_type type, size_t
     assert_non_null(want);
     uint64_t base = (uint64_t)1 << 40; /* the first kind has id 1 */
     for (unsigned qi = 0; qi < nq; qi++) {
-        uint8_t q[32];
+        uint8_t q[NH_DB_HASH_MAX];
         make_query(q, &s, qi % 3 != 2);
         for (unsigned r = 0; r <= bits && r <= max_radius; r += (r < 24 ? 1 : step)) {
             size_t nw = brute(&s, q, r, base, want);
@@ -330,6 +334,13 @@ static void check_search_b(const nh_db_create_opts *o, nh_kind_type type, size_t
     assert_verified(t.path);
     nh_db_close(db);
     tdir_remove(&t);
+}
+
+static void check_search_b(const nh_db_create_opts *o, nh_kind_type type, size_t n,
+                           int clustered, unsigned nq, unsigned mih_max_radius, unsigned step,
+                           size_t batch, unsigned max_radius)
+{
+    check_search_w(o, type, 0, n, clustered, nq, mih_max_radius, step, batch, max_radius);
 }
 
 static void check_search(const nh_db_create_opts *o, nh_kind_type type, size_t n, int clustered,
@@ -398,6 +409,150 @@ static void test_mih_random_256_m9(void **state)
     (void)state;
     nh_db_create_opts o = {.pdq_substrings = 9}; /* 28- and 29-bit substrings: bitmap on some */
     check_search(&o, NH_KIND_PDQ, 6000, 0, 6, 26, 5);
+}
+
+/* Neural widths other than 96 (models with another hash_bits): 64 bits in 3 substrings of
+ * 21-22 bits, 128 in 5 of 25-26, 256 in 11 of 23-24 (the 96-bit default's 24-bit length). */
+static void test_mih_neural_64(void **state)
+{
+    (void)state;
+    check_search_w(NULL, NH_KIND_NEURAL, 64, 12000, 1, 8, 14, 1, 0, UINT32_MAX);
+    check_search_w(NULL, NH_KIND_NEURAL, 64, 12000, 0, 6, 14, 1, SIZE_MAX, UINT32_MAX);
+}
+
+static void test_mih_neural_128(void **state)
+{
+    (void)state;
+    check_search_w(NULL, NH_KIND_NEURAL, 128, 12000, 1, 8, 19, 2, 0, UINT32_MAX);
+    check_search_w(NULL, NH_KIND_NEURAL, 128, 12000, 0, 6, 19, 2, SIZE_MAX, UINT32_MAX);
+}
+
+static void test_mih_neural_256(void **state)
+{
+    (void)state;
+    check_search_w(NULL, NH_KIND_NEURAL, 256, 6000, 1, 6, 35, 5, 0, UINT32_MAX);
+    check_search_w(NULL, NH_KIND_NEURAL, 256, 6000, 0, 4, 35, 5, SIZE_MAX, UINT32_MAX);
+}
+
+/* Odd widths: 8 bits (2 substrings of 4) and 136 bits (not a multiple of 64). */
+static void test_mih_neural_odd_widths(void **state)
+{
+    (void)state;
+    check_search_w(NULL, NH_KIND_NEURAL, 8, 500, 0, 4, 8, 1, SIZE_MAX, UINT32_MAX);
+    check_search_w(NULL, NH_KIND_NEURAL, 136, 4000, 1, 4, 19, 3, SIZE_MAX, UINT32_MAX);
+}
+
+/* One set holding 96-bit and 128-bit neural kinds of one model fingerprint and of another:
+ * three kinds, each searched against its own brute force, never mixed. A width outside
+ * 8..1024 is refused. */
+static void test_mixed_neural_widths(void **state)
+{
+    (void)state;
+    tdir t;
+    tdir_make(&t);
+    nh_error err = {0};
+    nh_db *db = NULL;
+    nh_db_reader *rd = NULL;
+    assert_int_equal(nh_db_open(t.path, NH_DB_OPEN_CREATE | NH_DB_OPEN_NOSYNC, NULL, &db, &err),
+                     NH_OK);
+    nh_kind k96 = nh_kind_neural(0x1122334455667788u, 0);
+    nh_kind k128 = nh_kind_neural(0x1122334455667788u, 128); /* same fingerprint, wider */
+    nh_kind o128 = nh_kind_neural(0x99aabbccddeeff00u, 128);
+    const nh_kind *kinds[3] = {&k96, &k128, &o128};
+    hashset s[3];
+    gen_set(&s[0], 12, 3000, 1);
+    gen_set(&s[1], 16, 3000, 1);
+    /* the other model's set: the first model's 128-bit hashes, so only the kind separates */
+    s[2].hb = 16;
+    s[2].n = 3000;
+    s[2].h = malloc(3000 * 16);
+    assert_non_null(s[2].h);
+    memcpy(s[2].h, s[1].h, 3000 * 16);
+    /* interleaved in each batch: kinds resolved per entry */
+    char src[32];
+    for (size_t i = 0; i < 3000; i += 500) {
+        assert_int_equal(nh_db_batch_begin(db, &err), NH_OK);
+        for (size_t j = i; j < i + 500; j++)
+            for (int k = 0; k < 3; k++) {
+                snprintf(src, sizeof src, "src/%zu", j);
+                nh_db_entry e = {.kind = *kinds[k], .hash = s[k].h + j * s[k].hb, .quality = -1,
+                                 .source = src};
+                assert_int_equal(nh_db_add(db, &e, &err), NH_OK);
+            }
+        uint64_t a = 0, sk = 0;
+        assert_int_equal(nh_db_batch_commit(db, &a, &sk, &err), NH_OK);
+        assert_int_equal(a, 1500);
+    }
+    /* a bad width is refused at nh_db_add */
+    assert_int_equal(nh_db_batch_begin(db, &err), NH_OK);
+    uint8_t big[NH_DB_HASH_MAX + 1] = {0};
+    nh_kind bad = nh_kind_neural(1, 100); /* not whole bytes */
+    nh_db_entry e = {.kind = bad, .hash = big, .quality = -1};
+    assert_int_equal(nh_db_add(db, &e, &err), NH_ERR_INVALID);
+    bad.bits = 1032;
+    e.kind = bad;
+    assert_int_equal(nh_db_add(db, &e, &err), NH_ERR_INVALID);
+    nh_kind pdq = nh_kind_of(NH_KIND_PDQ);
+    pdq.bits = 128;
+    e.kind = pdq;
+    assert_int_equal(nh_db_add(db, &e, &err), NH_ERR_INVALID);
+    nh_db_batch_abort(db);
+
+    nh_db_stats st;
+    assert_int_equal(nh_db_stats_get(db, &st, &err), NH_OK);
+    assert_int_equal(st.n_kinds, 3);
+    assert_int_equal(st.kinds[0].bits, 96);
+    assert_int_equal(st.kinds[0].substrings, 4);
+    assert_int_equal(st.kinds[1].bits, 128);
+    assert_int_equal(st.kinds[1].substrings, 5);
+    assert_int_equal(st.kinds[2].bits, 128);
+    for (int k = 0; k < 3; k++) {
+        assert_true(nh_kind_equal(&st.kinds[k].kind, kinds[k]));
+        assert_int_equal(st.kinds[k].count, 3000);
+    }
+    assert_int_equal(nh_db_reader_create(db, &rd, &err), NH_OK);
+    nh_db_match *want = malloc(3000 * sizeof *want);
+    assert_non_null(want);
+    for (int k = 0; k < 3; k++) {
+        uint64_t base = (uint64_t)(k + 1) << 40;
+        for (unsigned qi = 0; qi < 6; qi++) {
+            uint8_t q[NH_DB_HASH_MAX];
+            make_query(q, &s[k], qi % 3 != 2);
+            for (unsigned r = 0; r <= 20; r++)
+                for (int mi = 0; mi < 2; mi++) {
+                    size_t nw = brute(&s[k], q, r, base, want);
+                    nh_db_query_opts qo = {.radius = r,
+                                           .method = mi ? NH_DB_METHOD_MIH : NH_DB_METHOD_LINEAR};
+                    const nh_db_match *got;
+                    size_t ng;
+                    assert_int_equal(nh_db_query(rd, kinds[k], q, &qo, &got, &ng, &err), NH_OK);
+                    if (ng != nw)
+                        fail_msg("kind %d r=%u: %zu matches, brute force %zu", k, r, ng, nw);
+                    for (size_t i = 0; i < ng; i++)
+                        assert_true(got[i].id == want[i].id && got[i].distance == want[i].distance);
+                }
+        }
+        /* records read back carry their kind's width */
+        nh_db_record rec;
+        assert_int_equal(nh_db_reader_get(rd, base | 7, &rec, &err), NH_OK);
+        assert_int_equal(rec.bits, 8 * s[k].hb);
+        assert_true(nh_kind_equal(&rec.kind, kinds[k]));
+        assert_memory_equal(rec.hash, s[k].h + 7 * s[k].hb, s[k].hb);
+    }
+    /* a width the set does not hold: no matches, not another width's */
+    nh_kind k64 = nh_kind_neural(0x1122334455667788u, 64);
+    nh_db_query_opts qo = {.radius = 64};
+    const nh_db_match *got;
+    size_t ng = 1;
+    assert_int_equal(nh_db_query(rd, &k64, s[1].h, &qo, &got, &ng, &err), NH_OK);
+    assert_int_equal(ng, 0);
+    free(want);
+    for (int k = 0; k < 3; k++)
+        free(s[k].h);
+    nh_db_reader_destroy(rd);
+    assert_verified(t.path);
+    nh_db_close(db);
+    tdir_remove(&t);
 }
 
 /* ---- dedupe, digests, kinds, growth ---- */
@@ -745,6 +900,131 @@ static void write_neural_list(const char *path, size_t n, size_t first, const ch
     fclose(f);
 }
 
+/* Neural lists of 64, 128 and 256 bits (16, 32, 64 hex digits) beside a 96-bit one: the
+ * width is the hash's length, each width its own kind, export gives the same bytes back,
+ * jsonl re-imports to the same sets, query finds each width by its length. */
+static void write_neural_list_w(const char *path, size_t n, unsigned hb, const char *prefix)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (size_t i = 0; i < n; i++) {
+        for (unsigned b = 0; b < hb; b++)
+            fprintf(f, "%02x", (unsigned)(rnd() & 0xff));
+        fprintf(f, " %s%zu.jpg\n", prefix, i);
+    }
+    fclose(f);
+}
+
+static void test_cli_neural_widths(void **state)
+{
+    (void)state;
+    tdir t;
+    tdir_make(&t);
+    char db[300], db2[300], in[300], out[300], out2[300], errf[300], name[32];
+    path_in(db, sizeof db, &t, "db");
+    path_in(db2, sizeof db2, &t, "db2");
+    path_in(errf, sizeof errf, &t, "err");
+    static const unsigned widths[] = {12, 8, 16, 32}; /* bytes: 96, 64, 128, 256 bits */
+    rng = 11;
+    for (int w = 0; w < 4; w++) {
+        snprintf(name, sizeof name, "n%u.txt", widths[w]);
+        path_in(in, sizeof in, &t, name);
+        write_neural_list_w(in, 400, widths[w], "/w/");
+        /* auto-detected as a neural list, one model for all widths */
+        if (run_nhdb(NULL, errf, "import", db, in, "--model", "0123456789abcdef", NULL) != 0)
+            fail_msg("import %s: %s", name, slurp(errf, NULL));
+    }
+    assert_verified(db);
+    nh_error err = {0};
+    nh_db *d = NULL;
+    nh_db_stats st;
+    assert_int_equal(nh_db_open(db, NH_DB_OPEN_READONLY, NULL, &d, &err), NH_OK);
+    assert_int_equal(nh_db_stats_get(d, &st, &err), NH_OK);
+    assert_int_equal(st.n_kinds, 4);
+    for (int w = 0; w < 4; w++) {
+        assert_int_equal(st.kinds[w].bits, 8 * widths[w]);
+        assert_int_equal(st.kinds[w].count, 400);
+    }
+    nh_db_close(d);
+    /* stats names each width */
+    path_in(out, sizeof out, &t, "stats");
+    assert_int_equal(run_nhdb(out, errf, "stats", db, NULL), 0);
+    char *txt = slurp(out, NULL);
+    assert_non_null(strstr(txt, "400 entries, 64 bits, 3 substrings"));
+    assert_non_null(strstr(txt, "400 entries, 96 bits, 4 substrings"));
+    assert_non_null(strstr(txt, "400 entries, 128 bits, 5 substrings"));
+    assert_non_null(strstr(txt, "400 entries, 256 bits, 11 substrings"));
+    free(txt);
+    /* export (insertion order, kind by kind) is the four lists concatenated */
+    path_in(out, sizeof out, &t, "n.out");
+    path_in(out2, sizeof out2, &t, "n.cat");
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd, "cd '%s' && cat n12.txt n8.txt n16.txt n32.txt > n.cat", t.path);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(run_nhdb(out, errf, "export", db, "--format", "neural", NULL), 0);
+    assert_files_equal(out, out2);
+    /* jsonl round trip into a new set: the same export */
+    path_in(in, sizeof in, &t, "all.jsonl");
+    assert_int_equal(run_nhdb(in, errf, "export", db, NULL), 0);
+    assert_int_equal(run_nhdb(NULL, errf, "import", db2, in, NULL), 0);
+    path_in(out2, sizeof out2, &t, "all2.jsonl");
+    assert_int_equal(run_nhdb(out2, errf, "export", db2, NULL), 0);
+    assert_files_equal(in, out2);
+    /* query: the first line of each list finds itself at distance 0 (32 and 64 digits are
+     * neural here: the set holds no digest or PDQ entries) */
+    for (int w = 0; w < 4; w++) {
+        snprintf(name, sizeof name, "n%u.txt", widths[w]);
+        path_in(in, sizeof in, &t, name);
+        char *list = slurp(in, NULL);
+        char hex[80];
+        memcpy(hex, list, 2 * widths[w]);
+        hex[2 * widths[w]] = 0;
+        free(list);
+        path_in(out, sizeof out, &t, "q.out");
+        assert_int_equal(run_nhdb(out, errf, "query", db, hex, NULL), 0);
+        char *q = slurp(out, NULL);
+        char want[200];
+        snprintf(want, sizeof want, "%s\t0\t%s\t/w/0.jpg\t", hex, hex);
+        if (strncmp(q, want, strlen(want)) != 0)
+            fail_msg("query %s: %s", hex, q);
+        free(q);
+    }
+    /* a PDQ entry makes 64 digits PDQ again unless --model or --kind neural says otherwise */
+    path_in(in, sizeof in, &t, "n32.txt");
+    char *list = slurp(in, NULL);
+    char hex[80];
+    memcpy(hex, list, 64);
+    hex[64] = 0;
+    free(list);
+    path_in(in, sizeof in, &t, "p.csv");
+    FILE *f = fopen(in, "w");
+    assert_non_null(f);
+    fprintf(f, "%s,90,pdq.jpg\n", hex);
+    fclose(f);
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, in, NULL), 0);
+    path_in(out, sizeof out, &t, "q.out");
+    assert_int_equal(run_nhdb(out, errf, "query", db, hex, NULL), 0);
+    txt = slurp(out, NULL);
+    assert_non_null(strstr(txt, "\tpdq.jpg\t"));
+    assert_null(strstr(txt, "/w/0.jpg"));
+    free(txt);
+    assert_int_equal(run_nhdb(out, errf, "query", db, "--kind", "neural", hex, NULL), 0);
+    txt = slurp(out, NULL);
+    assert_non_null(strstr(txt, "/w/0.jpg"));
+    assert_null(strstr(txt, "pdq.jpg"));
+    free(txt);
+    assert_int_equal(run_nhdb(out, errf, "query", db, "--model", "0123456789abcdef", hex, NULL), 0);
+    txt = slurp(out, NULL);
+    assert_non_null(strstr(txt, "/w/0.jpg"));
+    free(txt);
+    /* a neural list line of a width that is not whole bytes or over 1024 bits is refused */
+    path_in(in, sizeof in, &t, "bad.txt");
+    write_file(in, "0123456789abcdef01234 x.jpg\n");
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, in, "--format", "neural", "--model",
+                              "0123456789abcdef", NULL), 1);
+    tdir_remove(&t);
+}
+
 static void test_cli_round_trips(void **state)
 {
     (void)state;
@@ -1081,11 +1361,17 @@ int main(void)
         cmocka_unit_test(test_mih_many_batches_96),
         cmocka_unit_test(test_mih_many_batches_256),
         cmocka_unit_test(test_mih_multipart_runs),
+        cmocka_unit_test(test_mih_neural_64),
+        cmocka_unit_test(test_mih_neural_128),
+        cmocka_unit_test(test_mih_neural_256),
+        cmocka_unit_test(test_mih_neural_odd_widths),
+        cmocka_unit_test(test_mixed_neural_widths),
         cmocka_unit_test(test_dedupe_and_digest),
         cmocka_unit_test(test_dedupe_key_collisions),
         cmocka_unit_test(test_verify_detects_damage),
         cmocka_unit_test(test_upgrade_v1),
         cmocka_unit_test(test_cli_round_trips),
+        cmocka_unit_test(test_cli_neural_widths),
         cmocka_unit_test(test_cli_malformed_line),
         cmocka_unit_test(test_cli_merge),
         cmocka_unit_test(test_kill_during_import),

@@ -6,9 +6,10 @@
  * hand it hashes. The on-disk schema is documented field by field in docs/nhdb.md.
  *
  * Hash kinds never mix in a comparison:
- *   NH_KIND_NEURAL  96-bit neural hash, qualified by the 8-byte model fingerprint
- *                      (xxHash64 of the model file content, canonical big-endian bytes);
- *                      two models are two kinds.
+ *   NH_KIND_NEURAL  neural hash of its model's width (8..1024 bits in whole bytes; 96 by
+ *                      default), qualified by the 8-byte model fingerprint (xxHash64 of the
+ *                      model file content, canonical big-endian bytes); two models are two
+ *                      kinds, and so are two widths of one fingerprint.
  *   NH_KIND_PDQ     256-bit PDQ hash (an entry may carry its quality, 0..100).
  *   NH_KIND_DIGEST  128-bit xxh128 file digest (canonical big-endian bytes).
  * Every hash is a byte string in canonical big-endian order (bit 0 = MSB of byte 0).
@@ -40,7 +41,7 @@ extern "C" {
 #endif
 
 #define NH_DB_SCHEMA_VERSION 2
-#define NH_DB_HASH_MAX 32     /* bytes of the longest hash (PDQ) */
+#define NH_DB_HASH_MAX NH_HASH_MAX_BYTES /* bytes of the longest hash (1024-bit neural) */
 #define NH_DB_DIGEST_BYTES 16 /* xxh128 */
 
 typedef struct nh_db nh_db;
@@ -51,7 +52,7 @@ typedef struct nh_db_reader nh_db_reader;
 /* One entry to add. All pointers are borrowed for the duration of nh_db_add only. */
 typedef struct nh_db_entry {
     nh_kind kind;
-    const uint8_t *hash;   /* nh_kind_type_bits(kind.type)/8 bytes, big-endian */
+    const uint8_t *hash;   /* nh_kind_bits(&kind)/8 bytes, big-endian */
     const uint8_t *digest; /* optional 16-byte xxh128 of the file, NULL if none */
     int quality;           /* PDQ quality 0..100, or -1 when none */
     const char *source;    /* path or identifier, NUL-terminated; NULL = "" */
@@ -228,7 +229,7 @@ typedef struct nh_db_query_info {
 } nh_db_query_info;
 
 /*
- * Search kind for hash (nh_kind_type_bits/8 bytes). Matches are appended to the reader's
+ * Search kind for hash (nh_kind_bits(kind)/8 bytes; a neural kind's width is part of it). Matches are appended to the reader's
  * result buffer and returned through *out (valid until the next query on rd) and *n, sorted
  * by distance then id. Exact: equal to a brute-force comparison against every entry of the
  * kind. An absent kind gives zero matches.
