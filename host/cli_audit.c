@@ -15,7 +15,9 @@
 
 #include "cli.h"
 #include "cli_out.h"
+#include "nhash/match.h"
 #include "nhash/net.h"
+#include "nhdb/nhdb.h"
 #include "nhash/pipeline.h"
 #include "cli_db.h"
 
@@ -76,13 +78,13 @@ static void on_sigint(int sig)
 }
 
 struct audit_ctx {
-    nh_cli_db *db;
+    nh_db_reader *rd;
+    const nh_kind *neural;   /* the model's kind, NULL when neural hashes are not compared */
+    nh_match_opts radii;
     const char *archive;
     int csv;
-    unsigned r_neural, r_pdq;
-    size_t files, failed, matched_files, matches, unreliable;
+    nh_match_tally tally;
     const nh_record *cur;
-    size_t cur_reliable;
     nh_error err;
     int fatal;
 };
@@ -104,34 +106,31 @@ static void json_archive_path(struct audit_ctx *c, const char *path)
     }
 }
 
-static int on_match(const nh_cli_match *m, void *user)
+static int on_match(const nh_match *m, void *user)
 {
     struct audit_ctx *c = user;
-    c->matches++;
-    if (m->unreliable)
-        c->unreliable++;
-    else
-        c->cur_reliable++;
+    const char *kind = nh_kind_name(m->kind);
+    const char *variant = m->has_variant ? nh_variant_name(m->variant) : NULL;
     if (c->csv) {
         char t[32];
         nh_csv_field(stdout, c->archive);
         fputc(',', stdout);
         nh_csv_field(stdout, c->cur->path);
-        printf(",%s,%u,%llu,", m->kind, m->distance, (unsigned long long)m->id);
+        printf(",%s,%u,%llu,", kind, m->distance, (unsigned long long)m->id);
         nh_csv_field(stdout, m->source);
         fputc(',', stdout);
         nh_csv_field(stdout, m->label);
         fputc(',', stdout);
         nh_csv_field(stdout, m->note);
         snprintf(t, sizeof t, "%lld", (long long)m->added);
-        printf(",%s,%d,%s\n", t, m->unreliable, m->variant ? m->variant : "");
+        printf(",%s,%d,%s\n", t, m->unreliable, variant ? variant : "");
         return 0;
     }
     fputs("{\"type\":\"match\",", stdout);
     json_archive_path(c, c->cur->path);
-    printf(",\"kind\":\"%s\",\"distance\":%u", m->kind, m->distance);
-    if (m->variant)
-        printf(",\"variant\":\"%s\"", m->variant);
+    printf(",\"kind\":\"%s\",\"distance\":%u", kind, m->distance);
+    if (variant)
+        printf(",\"variant\":\"%s\"", variant);
     if (m->unreliable)
         fputs(",\"unreliable\":true", stdout);
     printf(",\"entry\":{\"id\":%llu,\"source\":", (unsigned long long)m->id);
@@ -148,9 +147,8 @@ static int on_record(const nh_record *r, void *user)
 {
     struct audit_ctx *c = user;
     char eb[2048];
-    c->files++;
     if (r->status != NH_OK) {
-        c->failed++;
+        nh_match_tally_add(&c->tally, r, 0, 0);
         fprintf(stderr, "nhash: %s\n", nh_error_format(&r->err, eb, sizeof eb));
         if (!c->csv) {
             fputs("{\"type\":\"error\",", stdout);
@@ -162,13 +160,13 @@ static int on_record(const nh_record *r, void *user)
         return 0;
     }
     c->cur = r;
-    c->cur_reliable = 0;
-    if (nh_cli_db_match(c->db, r, c->r_neural, c->r_pdq, on_match, c, NULL, &c->err) != NH_OK) {
+    size_t n = 0, reliable = 0;
+    if (nh_match_record(c->rd, c->neural, &c->radii, r, on_match, c, &n, &reliable, &c->err) !=
+        NH_OK) {
         c->fatal = 1;
         return 1;
     }
-    if (c->cur_reliable)
-        c->matched_files++;
+    nh_match_tally_add(&c->tally, r, n, reliable);
     return ferror(stdout) ? 1 : 0;
 }
 
@@ -261,7 +259,7 @@ int nh_cli_audit(int argc, char **argv)
      * reading the model file is enough to know it, so the pipeline is built once, below, for
      * just the kinds the set holds. Without a usable model the audit goes on without it
      * unless neural hashes were asked for. */
-    nh_kind neural_kind;
+    nh_kind neural_kind = nh_kind_of(NH_KIND_NEURAL);
     int have_model = 0;
     if (o.kinds & NEURAL) {
         nh_model *model = NULL;
@@ -330,24 +328,27 @@ int nh_cli_audit(int argc, char **argv)
     for (int a = optind; a < argc && !g_stop; a++) {
         struct audit_ctx c;
         memset(&c, 0, sizeof c);
-        c.db = db;
+        c.rd = nh_cli_db_reader(db);
+        c.neural = (o.kinds & NEURAL) ? &neural_kind : NULL;
+        c.radii.radius_neural = r_neural;
+        c.radii.radius_pdq = r_pdq;
+        c.tally.threshold = threshold;
         c.archive = argv[a];
         c.csv = csv;
-        c.r_neural = r_neural;
-        c.r_pdq = r_pdq;
         nh_input *in = NULL;
         if (nh_input_create(argv + a, 1, nul, &in, &err) != NH_OK)
             break;
         nh_pipeline_stats stats;
         st = nh_pipeline_run(p, in, on_record, &c, &stats, &err);
         nh_input_destroy(in);
-        int reached = c.matched_files >= threshold && threshold > 0;
+        const nh_match_tally *t = &c.tally;
+        int reached = nh_match_tally_reached(t);
         any_threshold |= reached;
-        any_failed |= c.failed > 0;
+        any_failed |= t->failed > 0;
         if (csv) {
             fprintf(stderr, "nhash audit: %s: %zu files, %zu failed, %zu matched files (%zu matches, "
                             "%zu unreliable), threshold %zu %s\n",
-                    c.archive, c.files, c.failed, c.matched_files, c.matches, c.unreliable,
+                    c.archive, t->files, t->failed, t->matched_files, t->matches, t->unreliable,
                     threshold, reached ? "REACHED" : "not reached");
         } else {
             fputs("{\"type\":\"summary\",\"archive\":", stdout);
@@ -355,7 +356,7 @@ int nh_cli_audit(int argc, char **argv)
             printf(",\"files\":%zu,\"failed\":%zu,\"matched_files\":%zu,\"matches\":%zu,"
                    "\"unreliable_matches\":%zu,\"threshold\":%zu,\"threshold_reached\":%s,"
                    "\"radius_neural\":%u,\"radius_pdq\":%u%s}\n",
-                   c.files, c.failed, c.matched_files, c.matches, c.unreliable, threshold,
+                   t->files, t->failed, t->matched_files, t->matches, t->unreliable, threshold,
                    reached ? "true" : "false", r_neural, r_pdq,
                    st == NH_ERR_INTERRUPTED ? ",\"interrupted\":true" : "");
         }

@@ -1,5 +1,5 @@
-/* nhash CLI <-> libnhdb glue: adding pipeline records to a hash set, resuming by digest,
- * and matching records against a set. */
+/* nhash CLI <-> libnhdb glue: adding pipeline records to a hash set and resuming by digest
+ * (matching is nhash/match.h). */
 #ifndef NHASH_CLI_DB_H
 #define NHASH_CLI_DB_H
 
@@ -31,22 +31,7 @@ nh_status nh_cli_db_flush(nh_cli_db *d, uint64_t *added, uint64_t *dupes, nh_err
  * model, pdq, digest. *other_models: neural kinds of other models present. */
 unsigned nh_cli_db_kinds(nh_cli_db *d, size_t *other_models);
 
-/* One match of a record against the set. Strings borrowed until the callback returns. */
-typedef struct nh_cli_match {
-    const char *kind;       /* "neural", "pdq", "digest" */
-    unsigned distance;
-    uint64_t id;
-    const char *source, *label, *note;
-    int64_t added;
-    int unreliable;         /* PDQ query or entry under quality 50 */
-    const char *variant;    /* PDQ dihedral variant that matched ("original", "rotate90" ...) */
-} nh_cli_match;
-
-typedef int (*nh_cli_match_fn)(const nh_cli_match *m, void *user);
-
-/* Match a record: neural within r_neural, PDQ within r_pdq, digest exactly. Returns the
- * number of matches through *n. */
-nh_status nh_cli_db_match(nh_cli_db *d, const nh_record *r, unsigned r_neural, unsigned r_pdq,
-                          nh_cli_match_fn fn, void *user, size_t *n, nh_error *err);
+/* The set's read snapshot (a read-only open), for nh_match_record; borrowed until close. */
+struct nh_db_reader *nh_cli_db_reader(nh_cli_db *d);
 
 #endif
