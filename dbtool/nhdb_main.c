@@ -20,6 +20,7 @@
 #include <xxhash.h>
 
 #include "nhdb/nhdb.h"
+#include "nhash/out.h"
 #include "text.h"
 
 static void print_error(const nh_error *err)
@@ -349,16 +350,20 @@ static int import_file(nh_db *db, const char *path, const import_opts *o)
                 fprintf(stderr, "%s:%" PRIu64 ": %s (skipped)\n", path, lineno, msg);
                 bad++;
             } else if (!p.skip) {
-                if (!p.entry.label[0] && o->label)
-                    p.entry.label = o->label;
-                if (!p.entry.note[0] && o->note)
-                    p.entry.note = o->note;
-                if (nh_db_add(db, &p.entry, &err)) {
-                    fprintf(stderr, "%s:%" PRIu64 ": ", path, lineno);
-                    print_error(&err);
-                    goto cleanup;
+                /* one entry, or a record line's entries (neural, pdq, digest) */
+                for (size_t k = 0; k <= p.nextra; k++) {
+                    nh_db_entry *e = k ? &p.extra[k - 1] : &p.entry;
+                    if (!e->label[0] && o->label)
+                        e->label = o->label;
+                    if (!e->note[0] && o->note)
+                        e->note = o->note;
+                    if (nh_db_add(db, e, &err)) {
+                        fprintf(stderr, "%s:%" PRIu64 ": ", path, lineno);
+                        print_error(&err);
+                        goto cleanup;
+                    }
+                    in_batch++;
                 }
-                in_batch++;
             }
             lineno += nl;
         }
@@ -395,8 +400,8 @@ static int import_file(nh_db *db, const char *path, const import_opts *o)
         }
     }
     if (o->json) {
-        printf("{\"file\":");
-        nhdb_json_string(stdout, path);
+        putchar('{');
+        nh_json_field(stdout, "file", path);
         printf(",\"format\":\"%s\",\"added\":%" PRIu64 ",\"present\":%" PRIu64
                ",\"bad_lines\":%" PRIu64 "}\n",
                nhdb_fmt_name(fmt), added, skipped, bad);
@@ -713,13 +718,13 @@ static int query_one(query_ctx *q, const char *hex)
         char mh[2 * NH_DB_HASH_MAX + 1];
         nh_hex_encode(r.hash, hb, mh);
         if (q->json) {
-            printf("%s{\"id\":%" PRIu64 ",\"distance\":%u,\"hash\":\"%s\",\"source\":",
-                   i ? "," : "", m[i].id, m[i].distance, mh);
-            nhdb_json_string(stdout, r.source);
-            printf(",\"label\":");
-            nhdb_json_string(stdout, r.label);
-            printf(",\"note\":");
-            nhdb_json_string(stdout, r.note);
+            printf("%s{\"id\":%" PRIu64 ",\"distance\":%u,\"hash\":\"%s\",", i ? "," : "",
+                   m[i].id, m[i].distance, mh);
+            nh_json_field(stdout, "source", r.source);
+            putchar(',');
+            nh_json_field(stdout, "label", r.label);
+            putchar(',');
+            nh_json_field(stdout, "note", r.note);
             printf("}");
         } else {
             printf("%s\t%u\t%s\t%s\t%s\n", hex, m[i].distance, mh, r.source, r.label);
@@ -1032,7 +1037,7 @@ static int verify_report(const char *path, unsigned open_flags, int json)
     if (json) {
         printf("{\"ok\":%s,\"problems\":%" PRIu64 ",\"entries\":%" PRIu64 ",\"first\":",
                st ? "false" : "true", problems, s.entries);
-        nhdb_json_string(stdout, st ? err.msg : "");
+        nh_json_string(stdout, st ? err.msg : "");
         printf("}\n");
     } else if (st) {
         print_error(&err);

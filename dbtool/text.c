@@ -1,6 +1,8 @@
 /* nhdb text formats: parsing and writing. See text.h and docs/nhdb.md. */
 #include "text.h"
 
+#include "nhash/out.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -152,6 +154,7 @@ static nh_status fail(char *msg, size_t cap, const char *fmt, ...)
 static void reset(nhdb_parsed *p)
 {
     p->skip = 0;
+    p->nextra = 0;
     memset(&p->entry, 0, sizeof p->entry);
     p->entry.quality = -1;
     p->entry.hash = p->hash;
@@ -170,7 +173,53 @@ static void finish(nhdb_parsed *p)
 /* Field values shared by JSONL and CSV. */
 typedef struct fields {
     int have_kind, have_hash;
+    unsigned exact; /* strings set from their _b64 copy (1 source, 2 label, 4 note) */
 } fields;
+
+/* The string field a name stands for: 0 source, 1 label, 2 note, -1 none. */
+static int str_field(const char *name, size_t len)
+{
+    static const char *const names[3] = {"source", "label", "note"};
+    for (int i = 0; i < 3; i++)
+        if (strlen(names[i]) == len && !memcmp(name, names[i], len))
+            return i;
+    return -1;
+}
+
+static int set_str(char **dst, size_t *cap, const char *s, size_t n);
+
+/* Set string field i of p from text (b64: base64 of the exact bytes). */
+static nh_status set_string(nhdb_parsed *p, fields *fl, int i, const char *val, size_t n,
+                            int is_null, int b64, const char *name, char *msg, size_t cap)
+{
+    char **dst = i == 0 ? &p->source : i == 1 ? &p->label : &p->note;
+    size_t *dc = i == 0 ? &p->source_cap : i == 1 ? &p->label_cap : &p->note_cap;
+    if (!b64) {
+        if (fl->exact & (1u << i))
+            return NH_OK; /* the exact copy wins */
+        if (memchr(val, '\0', n))
+            return fail(msg, cap, "%s holds a NUL character", name);
+        if (set_str(dst, dc, is_null ? "" : val, is_null ? 0 : n))
+            return fail(msg, cap, "out of memory");
+        return NH_OK;
+    }
+    if (is_null)
+        return NH_OK;
+    char *raw = malloc(n + 1);
+    size_t rn = 0;
+    if (!raw)
+        return fail(msg, cap, "out of memory");
+    if (nh_base64_decode(val, n, (uint8_t *)raw, n + 1, &rn) != NH_OK || memchr(raw, '\0', rn)) {
+        free(raw);
+        return fail(msg, cap, "%s is not base64 of a string without NUL", name);
+    }
+    int bad = set_str(dst, dc, raw, rn);
+    free(raw);
+    if (bad)
+        return fail(msg, cap, "out of memory");
+    fl->exact |= 1u << i;
+    return NH_OK;
+}
 
 static nh_status set_field(nhdb_parsed *p, fields *fl, const char *name, const char *val, size_t n,
                            int is_null, char *msg, size_t cap)
@@ -225,16 +274,13 @@ static nh_status set_field(nhdb_parsed *p, fields *fl, const char *name, const c
                 return fail(msg, cap, "added must be unix seconds");
             p->entry.added = t;
         }
-    } else if (strcmp(name, "source") == 0 || strcmp(name, "label") == 0 ||
-               strcmp(name, "note") == 0) {
-        if (memchr(val, '\0', n))
-            return fail(msg, cap, "%s holds a NUL character", name);
-        char **dst = name[0] == 's' ? &p->source : name[0] == 'l' ? &p->label : &p->note;
-        size_t *dc = name[0] == 's'   ? &p->source_cap
-                     : name[0] == 'l' ? &p->label_cap
-                                      : &p->note_cap;
-        if (set_str(dst, dc, is_null ? "" : val, is_null ? 0 : n))
-            return fail(msg, cap, "out of memory");
+    } else if (str_field(name, strlen(name)) >= 0) {
+        return set_string(p, fl, str_field(name, strlen(name)), val, n, is_null, 0, name, msg,
+                          cap);
+    } else if (strlen(name) > 4 && !strcmp(name + strlen(name) - 4, "_b64") &&
+               str_field(name, strlen(name) - 4) >= 0) {
+        return set_string(p, fl, str_field(name, strlen(name) - 4), val, n, is_null, 1, name, msg,
+                          cap);
     }
     /* other names: ignored, for forward compatibility */
     return NH_OK;
@@ -375,14 +421,120 @@ static int json_str(const char **s, char *out, size_t *n)
     return 0;
 }
 
+/* One key of a JSON object line. */
+struct kv {
+    const char *key, *val;
+    size_t vn;
+    int is_null, is_true;
+};
+
+static const struct kv *kv_find(const struct kv *kv, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(kv[i].key, key))
+            return &kv[i];
+    return NULL;
+}
+
+/* An entry of a record line beyond the first: its hash in the record's extra storage. */
+static nh_db_entry *record_entry(nhdb_parsed *p, int first)
+{
+    if (first)
+        return &p->entry;
+    nh_db_entry *e = &p->extra[p->nextra];
+    *e = p->entry;
+    e->hash = p->extra_hash[p->nextra];
+    p->nextra++;
+    return e;
+}
+
+/*
+ * A record line as `nhash hash --format jsonl` writes it (no "kind"; "path" and the file's
+ * hashes): the same entries `nhash hash --db` adds for the file, neural, pdq, then the file
+ * by its digest, each carrying the digest. Records of failed or skipped files import nothing.
+ */
+static nh_status parse_record(nhdb_parsed *p, const struct kv *kv, size_t n, char *msg,
+                              size_t cap)
+{
+    fields fl = {0};
+    const struct kv *path = kv_find(kv, n, "path"), *path64 = kv_find(kv, n, "path_b64");
+    const struct kv *err = kv_find(kv, n, "error"), *skipped = kv_find(kv, n, "skipped");
+    if ((err && !err->is_null) || (skipped && skipped->is_true)) {
+        p->skip = 1;
+        return NH_OK;
+    }
+    nh_status st = set_string(p, &fl, 0, path->val, path->vn, path->is_null, 0, "path", msg, cap);
+    if (st == NH_OK && path64)
+        st = set_string(p, &fl, 0, path64->val, path64->vn, path64->is_null, 1, "path_b64", msg,
+                        cap);
+    if (st != NH_OK)
+        return st;
+    const struct kv *neural = kv_find(kv, n, "neural"), *fp = kv_find(kv, n, "model_fingerprint");
+    const struct kv *pdq = kv_find(kv, n, "pdq"), *q = kv_find(kv, n, "pdq_quality");
+    const struct kv *xxh = kv_find(kv, n, "xxh128");
+    if (xxh && !xxh->is_null) {
+        if (xxh->vn != 32 || nh_hex_decode(xxh->val, 32, p->digest, 16))
+            return fail(msg, cap, "xxh128 must be 32 hex digits");
+        p->entry.digest = p->digest;
+    }
+    finish(p);
+    int first = 1;
+    if (neural && !neural->is_null) {
+        if (!neural_hex_len(neural->vn))
+            return fail(msg, cap, "neural must be 2 to %u hex digits in pairs",
+                        2 * NH_DB_HASH_MAX);
+        if (!fp || fp->is_null || fp->vn != 16)
+            return fail(msg, cap, "a neural hash needs its model_fingerprint (16 hex digits)");
+        nh_db_entry *e = record_entry(p, first);
+        e->kind = nh_kind_of(NH_KIND_NEURAL);
+        e->kind.bits = (unsigned)neural->vn * 4;
+        if (nh_hex_decode(fp->val, 16, e->kind.model, 8) ||
+            nh_hex_decode(neural->val, neural->vn, (uint8_t *)e->hash, neural->vn / 2))
+            return fail(msg, cap, "bad hex in neural or model_fingerprint");
+        e->quality = -1;
+        first = 0;
+    }
+    if (pdq && !pdq->is_null) {
+        char tmp[8];
+        char *end;
+        if (!q || q->is_null || q->vn == 0 || q->vn >= sizeof tmp)
+            return fail(msg, cap, "a pdq hash needs its pdq_quality");
+        memcpy(tmp, q->val, q->vn);
+        tmp[q->vn] = '\0';
+        long qv = strtol(tmp, &end, 10);
+        if (*end || qv < 0 || qv > 100)
+            return fail(msg, cap, "pdq_quality must be an integer 0..100");
+        nh_db_entry *e = record_entry(p, first);
+        e->kind = nh_kind_of(NH_KIND_PDQ);
+        if (pdq->vn != 64 || nh_hex_decode(pdq->val, 64, (uint8_t *)e->hash, 32))
+            return fail(msg, cap, "pdq must be 64 hex digits");
+        e->quality = (int)qv;
+        first = 0;
+    }
+    if (p->entry.digest) {
+        nh_db_entry *e = record_entry(p, first);
+        e->kind = nh_kind_of(NH_KIND_DIGEST);
+        memcpy((uint8_t *)e->hash, p->digest, 16);
+        e->quality = -1;
+        first = 0;
+    }
+    if (first)
+        return fail(msg, cap, "a record line without hashes (neural, pdq, xxh128)");
+    return NH_OK;
+}
+
 static nh_status parse_jsonl(const char *line, nhdb_parsed *p, char *msg, size_t cap)
 {
     const char *s = line;
     fields fl = {0};
     size_t L = strlen(line);
-    char *key = malloc(L + 1), *val = malloc(L + 1);
+    /* Keys and values are copied into one pool: together they are never longer than the
+     * line, plus a NUL each. */
+    char *pool = malloc(2 * L + 2);
+    struct kv kv[64];
+    size_t nkv = 0, used = 0;
     nh_status st = NH_OK;
-    if (!key || !val) {
+    if (!pool) {
         st = fail(msg, cap, "out of memory");
         goto cleanup;
     }
@@ -400,12 +552,15 @@ static nh_status parse_jsonl(const char *line, nhdb_parsed *p, char *msg, size_t
     } else {
         for (;;) {
             size_t kn, vn = 0;
-            int is_null = 0;
+            int is_null = 0, is_true = 0;
+            char *key = pool + used;
             WS();
             if (*s++ != '"' || json_str(&s, key, &kn)) {
                 st = fail(msg, cap, "bad JSON key");
                 goto cleanup;
             }
+            used += kn + 1;
+            char *val = pool + used;
             WS();
             if (*s++ != ':') {
                 st = fail(msg, cap, "expected ':' after \"%s\"", key);
@@ -429,16 +584,21 @@ static nh_status parse_jsonl(const char *line, nhdb_parsed *p, char *msg, size_t
                     s++;
                 vn = (size_t)(s - b);
                 memcpy(val, b, vn);
-                val[vn] = '\0';
             } else if (strncmp(s, "true", 4) == 0 || strncmp(s, "false", 5) == 0) {
+                is_true = *s == 't';
                 s += *s == 't' ? 4 : 5;
                 is_null = 1;
             } else {
                 st = fail(msg, cap, "unsupported JSON value for \"%s\"", key);
                 goto cleanup;
             }
-            if ((st = set_field(p, &fl, key, val, vn, is_null, msg, cap)))
+            val[vn] = '\0';
+            used += vn + 1;
+            if (nkv == sizeof kv / sizeof *kv) {
+                st = fail(msg, cap, "more than %zu keys", sizeof kv / sizeof *kv);
                 goto cleanup;
+            }
+            kv[nkv++] = (struct kv){key, val, vn, is_null, is_true};
             WS();
             if (*s == ',') {
                 s++;
@@ -458,10 +618,16 @@ static nh_status parse_jsonl(const char *line, nhdb_parsed *p, char *msg, size_t
         goto cleanup;
     }
 #undef WS
-    st = check_fields(p, &fl, msg, cap);
+    if (!kv_find(kv, nkv, "kind") && kv_find(kv, nkv, "path")) {
+        st = parse_record(p, kv, nkv, msg, cap);
+        goto cleanup;
+    }
+    for (size_t i = 0; i < nkv && st == NH_OK; i++)
+        st = set_field(p, &fl, kv[i].key, kv[i].val, kv[i].vn, kv[i].is_null, msg, cap);
+    if (st == NH_OK)
+        st = check_fields(p, &fl, msg, cap);
 cleanup:
-    free(key);
-    free(val);
+    free(pool);
     return st;
 }
 
@@ -613,52 +779,6 @@ nh_status nhdb_text_parse(nhdb_fmt fmt, const char *line, const uint8_t *neural_
 
 /* ---- writing ---- */
 
-void nhdb_json_string(FILE *f, const char *s)
-{
-    putc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        switch (c) {
-        case '"':
-            fputs("\\\"", f);
-            break;
-        case '\\':
-            fputs("\\\\", f);
-            break;
-        case '\n':
-            fputs("\\n", f);
-            break;
-        case '\r':
-            fputs("\\r", f);
-            break;
-        case '\t':
-            fputs("\\t", f);
-            break;
-        default:
-            if (c < 0x20)
-                fprintf(f, "\\u%04x", c);
-            else
-                putc(c, f);
-        }
-    }
-    putc('"', f);
-}
-
-static void csv_field(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
-        return;
-    }
-    putc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            putc('"', f);
-        putc(*s, f);
-    }
-    putc('"', f);
-}
-
 int nhdb_text_csv_header(FILE *f)
 {
     for (size_t i = 0; i < CSV_NCOLS; i++)
@@ -698,12 +818,12 @@ int nhdb_text_write(FILE *f, nhdb_fmt fmt, const nh_db_record *r)
             fprintf(f, "%d", r->quality);
         else
             fputs("null", f);
-        fputs(",\"source\":", f);
-        nhdb_json_string(f, r->source);
-        fputs(",\"label\":", f);
-        nhdb_json_string(f, r->label);
-        fputs(",\"note\":", f);
-        nhdb_json_string(f, r->note);
+        putc(',', f);
+        nh_json_field(f, "source", r->source);
+        putc(',', f);
+        nh_json_field(f, "label", r->label);
+        putc(',', f);
+        nh_json_field(f, "note", r->note);
         fprintf(f, ",\"added\":%" PRId64 "}\n", r->added);
         break;
     case NHDB_FMT_CSV: {
@@ -711,11 +831,11 @@ int nhdb_text_write(FILE *f, nhdb_fmt fmt, const nh_db_record *r)
         if (r->quality >= 0)
             fprintf(f, "%d", r->quality);
         putc(',', f);
-        csv_field(f, r->source);
+        nh_csv_field(f, r->source);
         putc(',', f);
-        csv_field(f, r->label);
+        nh_csv_field(f, r->label);
         putc(',', f);
-        csv_field(f, r->note);
+        nh_csv_field(f, r->note);
         fprintf(f, ",%" PRId64 "\n", r->added);
         break;
     }

@@ -7,7 +7,9 @@
  *           In every format a neural entry's width (its kind's bits) is its hash's length.
  *   pdq     hash,quality,filename as Meta's pdq-photo-hasher writes it (64 hex digits).
  *   jsonl   one JSON object per line: kind, model, hash, digest, quality, source, label, note,
- *           added.
+ *           added (source_b64, label_b64, note_b64: the exact bytes of a string that is not
+ *           UTF-8); or a record line of `nhash hash --format jsonl` (path, neural,
+ *           model_fingerprint, pdq, pdq_quality, xxh128), which gives that file's entries.
  *   csv     RFC 4180 with the header kind,model,hash,digest,quality,source,label,note,added;
  *           quoted fields may span lines.
  * Blank lines and lines starting with '#' are skipped in neural and pdq lists.
@@ -34,8 +36,13 @@ const char *nhdb_fmt_name(nhdb_fmt fmt);
  * nhdb_parsed_free. entry's pointers point into it. */
 typedef struct nhdb_parsed {
     nh_db_entry entry;
-    int skip; /* blank, comment or header line */
+    int skip; /* blank, comment or header line, or a record of a failed or skipped file */
     uint8_t hash[NH_DB_HASH_MAX], digest[16];
+    /* A record line of `nhash hash --format jsonl` gives up to three entries (neural, pdq,
+     * digest): entry, then extra[0 .. nextra). */
+    nh_db_entry extra[2];
+    size_t nextra;
+    uint8_t extra_hash[2][NH_DB_HASH_MAX];
     char *source, *label, *note;
     size_t source_cap, label_cap, note_cap;
 } nhdb_parsed;
@@ -62,7 +69,5 @@ nh_status nhdb_text_parse(nhdb_fmt fmt, const char *line, const uint8_t *neural_
 /* Write one record in fmt (the CSV header is separate). Returns 0 or -1 on a write error. */
 int nhdb_text_write(FILE *f, nhdb_fmt fmt, const nh_db_record *r);
 int nhdb_text_csv_header(FILE *f);
-/* JSON string literal of s (with quotes). */
-void nhdb_json_string(FILE *f, const char *s);
 
 #endif

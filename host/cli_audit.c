@@ -93,17 +93,8 @@ static void json_archive_path(struct audit_ctx *c, const char *path)
 {
     fputs("\"archive\":", stdout);
     nh_json_string(stdout, c->archive);
-    fputs(",\"path\":", stdout);
-    nh_json_string(stdout, path);
-    size_t n = strlen(path);
-    if (!nh_utf8_valid(path, n)) {
-        char *b = malloc(nh_base64_len(n) + 1);
-        if (b) {
-            nh_base64_encode((const uint8_t *)path, n, b);
-            printf(",\"path_b64\":\"%s\"", b);
-            free(b);
-        }
-    }
+    fputc(',', stdout);
+    nh_json_field(stdout, "path", path);
 }
 
 static int on_match(const nh_match *m, void *user)

@@ -91,7 +91,6 @@ static int on_record(const nh_record *r, void *user)
             fprintf(stderr, "\r\033[K");
         fprintf(stderr, "nhash: %s\n", nh_error_format(&r->err, ebuf, sizeof ebuf));
     }
-    int valid = nh_utf8_valid(r->path, strlen(r->path));
     const nh_hash *neural = nh_record_hash(r, NH_KIND_NEURAL, NH_VARIANT_ORIGINAL);
     const nh_hash *pdq = nh_record_hash(r, NH_KIND_PDQ, NH_VARIANT_ORIGINAL);
     const nh_hash *digest = nh_record_hash(r, NH_KIND_DIGEST, NH_VARIANT_ORIGINAL);
@@ -126,17 +125,8 @@ static int on_record(const nh_record *r, void *user)
         break;
     }
     case OUT_JSONL:
-        fputs("{\"path\":", stdout);
-        nh_json_string(stdout, r->path);
-        if (!valid) {
-            size_t n = strlen(r->path);
-            char *b = malloc(nh_base64_len(n) + 1);
-            if (b) {
-                nh_base64_encode((const uint8_t *)r->path, n, b);
-                printf(",\"path_b64\":\"%s\"", b);
-                free(b);
-            }
-        }
+        fputc('{', stdout);
+        nh_json_field(stdout, "path", r->path);
         if (r->status != NH_OK) {
             printf(",\"error\":\"%s\",\"message\":", nh_status_name(r->status));
             nh_error_format(&r->err, ebuf, sizeof ebuf);

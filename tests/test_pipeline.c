@@ -295,6 +295,43 @@ static void test_special_files(void **state)
     }
 }
 
+/* One record format: `nhash hash --format jsonl` imports with `nhdb import` as it is and
+ * gives the set `nhash hash --db` builds from the same files (compared entry by entry in
+ * sorted exports, the time added left out), a name that is not UTF-8 included (its exact
+ * bytes travel as path_b64, then source_b64); failed files import nothing. */
+static void test_records_import(void **state)
+{
+    (void)state;
+    char d[400], cmd[8192];
+    int rc;
+    snprintf(d, sizeof d, "%s/records", tmp);
+    mkdir(d, 0755);
+    char from[1100], to[1200];
+    snprintf(from, sizeof from, "%s/samples/horse.png", src_dir);
+    snprintf(to, sizeof to, "%s/h\xff\x01q.png", d);
+    copy_file(from, to);
+    const char *nhdb = getenv("NH_BINARY_DIR");
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && '%s' hash --algo neural,pdq,digest --format jsonl samples '%s' /no/such "
+             "> '%s/rec.jsonl' 2>/dev/null; "
+             "'%s' hash --algo neural,pdq,digest --db '%s/a.set' samples '%s' /no/such "
+             ">/dev/null 2>&1; "
+             "'%s/dbtool/nhdb' import '%s/b.set' '%s/rec.jsonl' >/dev/null && "
+             "for s in a b; do '%s/dbtool/nhdb' export '%s/'$s.set --format jsonl | "
+             "sed 's/,\"added\":[0-9]*}/}/' | sort > '%s/'$s.txt; done && "
+             "cmp '%s/a.txt' '%s/b.txt' && wc -l < '%s/a.txt' && grep -c source_b64 '%s/b.txt'",
+             src_dir, nhash, d, tmp, nhash, tmp, d, nhdb, tmp, tmp, nhdb, tmp, tmp, tmp, tmp, tmp,
+             tmp);
+    char *out = run(cmd, &rc);
+    assert_int_equal(rc, 0);
+    int entries = 0, b64 = 0;
+    assert_int_equal(sscanf(out, "%d %d", &entries, &b64), 2);
+    /* 6 samples + the odd name, each neural + pdq + digest */
+    assert_int_equal(entries, 7 * 3);
+    assert_int_equal(b64, 3);
+    free(out);
+}
+
 /* The test model: models/nh_test.nhm when committed, else imported from the ONNX. */
 static const char *test_model(void)
 {
@@ -666,6 +703,7 @@ int main(void)
         cmocka_unit_test(test_pdq_backends_in_main_job),
         cmocka_unit_test(test_bracket_names),
         cmocka_unit_test(test_special_files),
+        cmocka_unit_test(test_records_import),
         cmocka_unit_test(test_neural_end_to_end),
         cmocka_unit_test(test_mixed_folder),
         cmocka_unit_test(test_resume_after_kill),
