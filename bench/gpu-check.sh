@@ -210,7 +210,10 @@ CARD=${CARD:-$CLDEV}
 
 # --- c. tests: the OpenCL ones now, the CPU-only ones at the end ---------------------------
 DATA=${NH_GPU_CHECK_DATA_DIR:-$ROOT/.cache/data}
-TEST_ENV=("${NHE[@]}" "NH_FIXTURE_DIR=$ROOT/tests/data" "NH_SOURCE_DIR=$ROOT"
+if [ -d .gpu/tools ]; then
+    mkdir -p "$WORK/tools" && cp .gpu/tools/* "$WORK/tools/" && chmod +x "$WORK/tools"/*
+fi
+TEST_ENV=("${NHE[@]}" "PATH=$WORK/tools:$PATH" "NH_FIXTURE_DIR=$ROOT/tests/data" "NH_SOURCE_DIR=$ROOT"
     "NH_BINARY_DIR=$WORK/build" "NH_DATA_DIR=$DATA"
     "NH_PDQ_REFERENCE_DIR=${NH_PDQ_REFERENCE_DIR:-/work/shared/pdq-reference}"
     "CMOCKA_MESSAGE_OUTPUT=STDOUT")
@@ -240,6 +243,15 @@ run_test() {
         "$t" "${p:-?}" "${fl:-0}" "${sk:-0}" "$STEP_RC" "$STEP_SECS" \
         "$([ "$(grep -c SKIP "$f")" -gt 0 ] && echo "[$(grep -c SKIP "$f") SKIP notes] ")$names")"
 }
+# NH_GPU_CHECK_TESTS="test_a test_b": run just those tests and write their whole output to
+# $OUT/a-tests.txt (first in the listing), then stop: a quick second look at a failure.
+if [ -n "${NH_GPU_CHECK_TESTS:-}" ]; then
+    for t in $NH_GPU_CHECK_TESTS; do
+        run_test "$t" 150
+        { echo "==== $t"; cat "$OUT/$t.txt"; } >> "$OUT/a-tests.txt"
+    done
+    exit 0
+fi
 say ""
 say "tests using OpenCL (NH_CL_PLATFORM=${NH_CL_PLATFORM:-unset}; NH_DATA_DIR" \
     "$([ -d "$DATA" ] && echo present || echo 'absent, so the data-driven tests skip'); cmocka counts):"

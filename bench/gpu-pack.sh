@@ -44,10 +44,16 @@ mkdir -p "$STAGE/bin" "$STAGE/lib/compat"
     done
 )
 [ -x "$STAGE/bin/nhash" ] || { echo "gpu-pack: nhash missing from $BUILD" >&2; exit 1; }
+# The independent tools the tests check against (lmdb-utils' mdb_stat and mdb_dump, xxhash's
+# xxhsum): the device has neither package. gpu-check.sh puts them on the tests' PATH.
+mkdir -p "$STAGE/tools"
+for t in mdb_stat mdb_dump xxhsum; do
+    p=$(command -v "$t" 2>/dev/null) && cp "$p" "$STAGE/tools/"
+done
 
 # Libraries: every non-glibc library ldd resolves for any of them, under the name it is
 # asked for (the soname). libOpenCL comes from the Debian package below.
-ldd "$STAGE"/bin/* 2>/dev/null | awk '$2 == "=>" {print $1, $3}' | sort -u > "$STAGE/ldd.txt"
+ldd "$STAGE"/bin/* "$STAGE"/tools/* 2>/dev/null | awk '$2 == "=>" {print $1, $3}' | sort -u > "$STAGE/ldd.txt"
 if grep -q ' not$' "$STAGE/ldd.txt"; then
     echo "gpu-pack: unresolved libraries:" >&2
     grep ' not$' "$STAGE/ldd.txt" >&2
@@ -98,6 +104,8 @@ rm -rf "$STAGE/deb"
 rm -rf "$DEST"
 mkdir -p "$DEST/bin" "$DEST/unxz"
 cp "$STAGE"/bin/* "$DEST/bin/"
+mkdir -p "$DEST/tools"
+cp "$STAGE"/tools/* "$DEST/tools/" 2>/dev/null || true
 cp -L "$(command -v xz)" "$DEST/unxz/xz"
 cp -L "$(ldd "$(command -v xz)" | awk '$1 ~ /^liblzma/ {print $3}')" "$DEST/unxz/liblzma.so.5"
 (cd "$STAGE" && tar -cf lib.tar lib)

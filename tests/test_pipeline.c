@@ -183,8 +183,9 @@ static void test_pdq_backends_in_main_job(void **state)
     for (int k = 0; k < 2; k++) {
         snprintf(cmd, sizeof cmd,
                  "cd '%s/tests/data/pdq/pixels' && ls | sort | '%s' hash --algo neural,pdq,digest "
-                 "--pdq-backend %s --batch 5 --format jsonl - > '%s' && echo ok",
-                 src_dir, nhash, be[k], outs[k]);
+                 "--model '%s/models/default.nhm' --pdq-backend %s --batch 5 --format jsonl - "
+                 "> '%s' && echo ok",
+                 src_dir, nhash, src_dir, be[k], outs[k]);
         char *o = run(cmd, &rc);
         assert_int_equal(rc, 0);
         assert_non_null(strstr(o, "ok"));
