@@ -252,6 +252,7 @@ if [ -n "${NH_GPU_CHECK_TESTS:-}" ]; then
     done
     exit 0
 fi
+if [ -z "${NH_GPU_CHECK_COMPARE:-}" ]; then # the compare mode skips the tests and the network benchmark
 say ""
 say "tests using OpenCL (NH_CL_PLATFORM=${NH_CL_PLATFORM:-unset}; NH_DATA_DIR" \
     "$([ -d "$DATA" ] && echo present || echo 'absent, so the data-driven tests skip'); cmocka counts):"
@@ -298,6 +299,7 @@ say "    $(awk -v b="$PBATCH" '/^conv1x1 / {l = $0} $2 == "|" && $1 ~ /^[0-9]+$/
 grep '^  node ' "$OUT/net-profile.txt" | head -6 |
     while read -r line; do say "    $line"; done
 
+fi # NH_GPU_CHECK_COMPARE
 # --- the photo sets: small committed images, many names -----------------------------------
 mkdir -p "$WORK/distinct" "$WORK/photos" "$WORK/pdqset"
 i=0
@@ -339,6 +341,42 @@ fi
 NPH=$(find "$WORK/photos" -type f | wc -l)
 find "$WORK/photos" -type f | sort > "$WORK/photos.list"
 xargs -d "\n" cat < "$WORK/photos.list" > /dev/null # page cache
+
+# NH_GPU_CHECK_COMPARE=1: the main job of this build against .gpu/bin/nhash-base (an earlier
+# build packed beside it), --algo neural and --algo neural,pdq,digest, batches 16 and 128,
+# runs interleaved, medians of 3; wall and CPU seconds to $OUT/a-compare.txt, then stop.
+if [ -n "${NH_GPU_CHECK_COMPARE:-}" ] && [ -x "$WORK/bin/nhash-base" ]; then
+    C=$OUT/a-compare.txt
+    : > "$C.raw"
+    TIMEFORMAT='%R %U %S'
+    for r in 1 2 3; do
+        for batch in 16 128; do
+            for bin in nhash nhash-base; do
+                for algo in neural neural,pdq,digest; do
+                    t=$( { time "${NHE[@]}" "$WORK/bin/$bin" hash --algo "$algo" --batch "$batch" \
+                        --model "$ROOT/models/default.nhm" --threads "$NPROC" --no-progress - \
+                        < "$WORK/photos.list" > /dev/null 2>&1; } 2>&1)
+                    echo "$bin $algo $batch $t" >> "$C.raw"
+                done
+            done
+        done
+    done
+    {
+        echo "main job on ${CARD:-?}: $NPH files ($NDIST distinct x $COPIES; $SETNAME), $NPROC threads"
+        echo "nhash = this build, nhash-base = the earlier build; medians of 3 interleaved runs"
+        awk '{k = $1 " " $2 " " $3; n[k]++; w[k, n[k]] = $4; c[k, n[k]] = $5 + $6; keys[k] = 1}
+        function med(a, k,   i, j, t, v, m) { m = n[k]; for (i = 1; i <= m; i++) v[i] = a[k, i]
+            for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (v[j] < v[i]) {t = v[i]; v[i] = v[j]; v[j] = t}
+            return v[int((m + 1) / 2)] }
+        END { printf "%-11s %-18s %5s %8s %8s %9s\n", "binary", "algo", "batch", "wall s", "CPU s", "images/s"
+            for (k in keys) { split(k, f, " "); W[k] = med(w, k); Cc[k] = med(c, k)
+                printf "%-11s %-18s %5s %8.2f %8.2f %9.1f\n", f[1], f[2], f[3], W[k], Cc[k], N / W[k] }
+            for (b = 16; b <= 128; b += 112) for (i = 0; i < 2; i++) { bin = i ? "nhash-base" : "nhash"
+                a = bin " neural " b; z = bin " neural,pdq,digest " b
+                if ((a in W) && (z in W)) printf "%s batch %d: CPU ratio (neural,pdq,digest / neural) %.2fx, images/s of the main job %.1f\n", bin, b, Cc[z] / Cc[a], N / W[z] } }' N="$NPH" "$C.raw" | sort
+    } > "$C"
+    exit 0
+fi
 
 # --- e. PDQ ----------------------------------------------------------------------------------
 PRUNS=3
