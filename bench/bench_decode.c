@@ -9,47 +9,17 @@
  * `vipsthumbnail -s SxS!` (one process, its own threading) and against the same command
  * run as one process per core over a split list (xargs -P).
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bench_files.h"
 #include "nhash/decode.h"
 
 static char **files;
-static size_t nfiles, capfiles;
-
-static void add_path(const char *p)
-{
-    struct stat sb;
-    if (stat(p, &sb) != 0)
-        return;
-    if (S_ISDIR(sb.st_mode)) {
-        struct dirent **list = NULL;
-        int n = scandir(p, &list, NULL, alphasort);
-        for (int i = 0; i < n; i++) {
-            if (list[i]->d_name[0] != '.') {
-                char q[4096];
-                snprintf(q, sizeof q, "%s/%s", p, list[i]->d_name);
-                add_path(q);
-            }
-            free(list[i]);
-        }
-        free(list);
-        return;
-    }
-    const char *ext = strrchr(p, '.');
-    if (!ext || (strcasecmp(ext, ".jpg") && strcasecmp(ext, ".jpeg") && strcasecmp(ext, ".png") &&
-                 strcasecmp(ext, ".webp") && strcasecmp(ext, ".tif") && strcasecmp(ext, ".gif")))
-        return;
-    if (nfiles == capfiles) {
-        capfiles = capfiles ? capfiles * 2 : 256;
-        files = realloc(files, capfiles * sizeof *files);
-    }
-    files[nfiles++] = strdup(p);
-}
+static size_t nfiles;
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -105,8 +75,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    for (; i < argc; i++)
-        add_path(argv[i]);
+    files = nh_bench_files(argv + i, (size_t)(argc - i), 0, 0, &nfiles);
     if (nfiles == 0 || runs < 1) {
         fprintf(stderr, "nhbench-decode: no image files given\n");
         return 2;

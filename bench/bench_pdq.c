@@ -11,7 +11,6 @@
  * ratio against decode-only for the same input path. Files that fail to decode are
  * counted and left out of every contender.
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,44 +18,12 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "bench_files.h"
 #include "nhash/cl.h"
 #include "nhash/pdq.h"
 
 static char **files;
-static size_t nfiles, capfiles;
-
-static void add_path(const char *p)
-{
-    struct stat sb;
-    if (stat(p, &sb) != 0)
-        return;
-    if (S_ISDIR(sb.st_mode)) {
-        struct dirent **list = NULL;
-        int n = scandir(p, &list, NULL, alphasort);
-        for (int i = 0; i < n; i++) {
-            if (list[i]->d_name[0] != '.') {
-                char q[4096];
-                snprintf(q, sizeof q, "%s/%s", p, list[i]->d_name);
-                add_path(q);
-            }
-            free(list[i]);
-        }
-        free(list);
-        return;
-    }
-    const char *ext = strrchr(p, '.');
-    if (!ext || (strcasecmp(ext, ".jpg") && strcasecmp(ext, ".jpeg") && strcasecmp(ext, ".png") &&
-                 strcasecmp(ext, ".webp") && strcasecmp(ext, ".tif") && strcasecmp(ext, ".gif")))
-        return;
-    if (nfiles == capfiles) {
-        capfiles = capfiles ? capfiles * 2 : 256;
-        char **f2 = realloc(files, capfiles * sizeof *files);
-        if (!f2)
-            exit(1);
-        files = f2;
-    }
-    files[nfiles++] = strdup(p);
-}
+static size_t nfiles;
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -202,14 +169,18 @@ int main(int argc, char **argv)
 {
     int runs = 5;
     size_t batch = 32;
+    char **args = calloc((size_t)argc, sizeof *args);
+    size_t nargs = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--runs") && i + 1 < argc)
             runs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
             batch = (size_t)atoi(argv[++i]);
         else
-            add_path(argv[i]);
+            args[nargs++] = argv[i];
     }
+    files = nh_bench_files(args, nargs, 0, 0, &nfiles);
+    free(args);
     if (!nfiles || runs < 1 || batch < 1 || batch > 1024) {
         fprintf(stderr, "usage: nhbench-pdq [--runs N] [--batch N<=1024] FILE_OR_DIR...\n");
         return 2;

@@ -15,7 +15,6 @@
  *
  * usage: nhbench-quality [--model M.nhm]... [--mirror] [--no-pdq] [--max N] [--out DIR] PHOTO_DIR
  */
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -25,6 +24,7 @@
 #include <unistd.h>
 #include <vips/vips.h>
 
+#include "bench_files.h"
 #include "nhash/pipeline.h"
 
 typedef struct transform {
@@ -206,26 +206,6 @@ static int on_record(const nh_record *r, void *user)
     return 0;
 }
 
-static char **list_photos(const char *dir, size_t max, size_t *n)
-{
-    struct dirent **ents = NULL;
-    int k = scandir(dir, &ents, NULL, alphasort);
-    char **out = calloc(k > 0 ? (size_t)k : 1, sizeof *out);
-    *n = 0;
-    for (int i = 0; i < k; i++) {
-        const char *e = strrchr(ents[i]->d_name, '.');
-        if (e && (!strcasecmp(e, ".jpg") || !strcasecmp(e, ".jpeg") || !strcasecmp(e, ".png") ||
-                  !strcasecmp(e, ".webp") || !strcasecmp(e, ".tif")) && *n < max) {
-            char p[4096];
-            snprintf(p, sizeof p, "%s/%s", dir, ents[i]->d_name);
-            out[(*n)++] = strdup(p);
-        }
-        free(ents[i]);
-    }
-    free(ents);
-    return out;
-}
-
 static void svg_roc(const char *path, const struct algo *a, double (*roc)[NT][1025][2],
                     const char **fams, size_t nf, const int *fam_of)
 {
@@ -305,7 +285,7 @@ int main(int argc, char **argv)
     if (VIPS_INIT(argv[0]))
         return 1;
     size_t nimg = 0;
-    char **photos = list_photos(argv[i], max, &nimg);
+    char **photos = nh_bench_files(argv + i, 1, 1, max, &nimg);
     if (nimg < 2) {
         fprintf(stderr, "nhbench-quality: need at least 2 photos in %s\n", argv[i]);
         return 2;

@@ -1,4 +1,5 @@
-add_executable(nhbench-quality ${CMAKE_CURRENT_SOURCE_DIR}/bench_quality.c)
+add_executable(nhbench-quality ${CMAKE_CURRENT_SOURCE_DIR}/bench_quality.c
+                               ${CMAKE_CURRENT_SOURCE_DIR}/bench_files.c)
 target_link_libraries(nhbench-quality PRIVATE nh_flags nh_pipeline nh_core PkgConfig::VIPS m)
 if(NH_BUILD_TESTS)
   # Smoke test: the benchmark runs, writes its results, and leaves the user's photos alone.

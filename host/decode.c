@@ -7,6 +7,7 @@
  * resize sees the bytes Pillow's resize sees.
  */
 #include "nhash/decode.h"
+#include "nhash/pool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -209,6 +210,18 @@ nh_status nh_file_read(const char *path, size_t max_bytes, uint8_t **buf, size_t
     return nh_file_read_fd(path, max_bytes, buf, cap, len, NULL, err);
 }
 
+/* Whether a loader (a type name from vips_foreign_find_load*) is blocked right now. */
+static int loader_blocked(const char *loader)
+{
+    GType type = g_type_from_name(loader);
+    if (!type || !g_type_is_a(type, VIPS_TYPE_OPERATION))
+        return 0;
+    VipsOperationClass *oc = g_type_class_ref(type);
+    int blocked = (oc->flags & VIPS_OPERATION_BLOCKED) != 0;
+    g_type_class_unref(oc);
+    return blocked;
+}
+
 /* Open lazily (header only) and apply the pixel limit. *//* Open lazily (header only) and apply the pixel limit. */
 static nh_status open_checked(const char *path, const void *data, size_t len, int fd,
                               const nh_decode_opts *opts, VipsImage **out, nh_decode_info *info,
@@ -238,6 +251,17 @@ static nh_status open_checked(const char *path, const void *data, size_t len, in
                             "not a known image format%s",
                             opts->allow_untrusted ? "" : " (or only an untrusted loader knows it; "
                                                          "see --allow-untrusted)");
+    }
+    /* A blocked loader is known from its class, before trying it: libvips' error text is
+     * process-wide, so reading "operation is blocked" back from it could see another
+     * thread's message (or none) and misname the failure. */
+    if (loader_blocked(loader)) {
+        g_object_unref(source);
+        vips_error_clear();
+        return nh_error_set(err, NH_ERR_UNSUPPORTED, NH_FOREIGN_VIPS, 0, path,
+                            "only an untrusted libvips loader (%s) reads this format; "
+                            "--allow-untrusted enables it",
+                            loader);
     }
     if (fdname[0])
         img = vips_image_new_from_file(fdname, "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
@@ -649,47 +673,28 @@ nh_status nh_decode_buffer(const void *data, size_t len, const char *name,
     return decode_any(name ? name : "<buffer>", data ? data : "", len, -1, opts, out, info, err);
 }
 
-/* ---- worker pool ---- */
+/* ---- worker pool: nh_pool (core) running one decode per item ---- */
 
 struct nh_decode_pool {
     nh_decode_opts opts;
-    int nthreads;
-    pthread_t *threads;
-    pthread_mutex_t mu;
-    pthread_cond_t work_cv, done_cv;
+    nh_pool *pool;
     /* current batch */
     const char *const *paths;
-    size_t n, next, done;
     uint8_t *out;
     nh_decode_result *results;
-    unsigned long generation;
-    int quit;
 };
 
-static void *worker_main(void *arg)
+static void decode_item(void *ctx, int w, size_t i)
 {
-    nh_decode_pool *p = arg;
+    (void)w;
+    nh_decode_pool *p = ctx;
     size_t slot = nh_decode_out_bytes(&p->opts);
-    pthread_mutex_lock(&p->mu);
-    for (;;) {
-        while (!p->quit && p->next >= p->n)
-            pthread_cond_wait(&p->work_cv, &p->mu);
-        if (p->quit)
-            break;
-        size_t i = p->next++;
-        pthread_mutex_unlock(&p->mu);
-        nh_decode_result *r = &p->results[i];
-        nh_error_clear(&r->err);
-        memset(&r->info, 0, sizeof r->info);
-        r->status = nh_decode_file(p->paths[i], &p->opts, p->out + i * slot, &r->info, &r->err);
-        /* libvips keeps per-thread buffers; drop them between images. */
-        vips_thread_shutdown();
-        pthread_mutex_lock(&p->mu);
-        if (++p->done == p->n)
-            pthread_cond_broadcast(&p->done_cv);
-    }
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
+    nh_decode_result *r = &p->results[i];
+    nh_error_clear(&r->err);
+    memset(&r->info, 0, sizeof r->info);
+    r->status = nh_decode_file(p->paths[i], &p->opts, p->out + i * slot, &r->info, &r->err);
+    /* libvips keeps per-thread buffers; drop them between images. */
+    vips_thread_shutdown();
 }
 
 nh_status nh_decode_pool_create(const nh_decode_opts *opts, int nthreads,
@@ -698,31 +703,15 @@ nh_status nh_decode_pool_create(const nh_decode_opts *opts, int nthreads,
     nh_status st = nh_decode_init(NULL, err);
     if (st != NH_OK)
         return st;
-    if (nthreads <= 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        nthreads = n > 0 ? (int)n : 1;
-    }
     nh_decode_pool *p = calloc(1, sizeof *p);
     if (!p)
         return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, NULL, "out of memory");
     p->opts = *opts;
     apply_untrusted(opts->allow_untrusted != 0);
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->work_cv, NULL);
-    pthread_cond_init(&p->done_cv, NULL);
-    p->threads = calloc((size_t)nthreads, sizeof *p->threads);
-    if (!p->threads) {
-        nh_decode_pool_destroy(p);
-        return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, NULL, "out of memory");
-    }
-    for (int i = 0; i < nthreads; i++) {
-        int rc = pthread_create(&p->threads[i], NULL, worker_main, p);
-        if (rc != 0) {
-            nh_decode_pool_destroy(p);
-            return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_ERRNO, rc, NULL,
-                                "cannot start decode thread");
-        }
-        p->nthreads = i + 1;
+    st = nh_pool_create(nthreads, nh_decode_thread_done, &p->pool, err);
+    if (st != NH_OK) {
+        free(p);
+        return st;
     }
     *out = p;
     return NH_OK;
@@ -732,22 +721,13 @@ void nh_decode_pool_destroy(nh_decode_pool *p)
 {
     if (!p)
         return;
-    pthread_mutex_lock(&p->mu);
-    p->quit = 1;
-    pthread_cond_broadcast(&p->work_cv);
-    pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < p->nthreads; i++)
-        pthread_join(p->threads[i], NULL);
-    free(p->threads);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->work_cv);
-    pthread_cond_destroy(&p->done_cv);
+    nh_pool_destroy(p->pool);
     free(p);
 }
 
 int nh_decode_pool_threads(const nh_decode_pool *p)
 {
-    return p->nthreads;
+    return nh_pool_threads(p->pool);
 }
 
 nh_status nh_decode_pool_run(nh_decode_pool *p, const char *const *paths, size_t n, uint8_t *out,
@@ -757,18 +737,9 @@ nh_status nh_decode_pool_run(nh_decode_pool *p, const char *const *paths, size_t
         return NH_ERR_INVALID;
     if (n == 0)
         return NH_OK;
-    pthread_mutex_lock(&p->mu);
     p->paths = paths;
     p->out = out;
     p->results = results;
-    p->done = 0;
-    p->next = 0;
-    p->n = n;
-    pthread_cond_broadcast(&p->work_cv);
-    while (p->done < p->n)
-        pthread_cond_wait(&p->done_cv, &p->mu);
-    p->n = 0;
-    p->next = 0;
-    pthread_mutex_unlock(&p->mu);
+    nh_pool_run(p->pool, n, decode_item, p);
     return NH_OK;
 }

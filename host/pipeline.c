@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <stddef.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,18 +19,21 @@
 
 #include "hasher.h"
 #include "nhash/cl.h"
+#include "nhash/pool.h"
 
 /* A worker keeps its read buffer for the next file unless a file made it larger than this. */
 #define READ_BUF_KEEP ((size_t)64 << 20)
 #define MAX_HASHERS NH_KIND_TYPES
 
 struct batch {
+    nh_pipeline *p;
     size_t n;                 /* files in the batch */
     size_t first_index;
     char **paths;             /* owned */
     nh_error *pre;            /* problems the input reported for a path (status != OK) */
     nh_record *rec;
-    size_t next, done;        /* work distribution, under the pipeline mutex */
+    nh_pool_job job;          /* its files on the worker pool */
+    int posted;
 };
 
 struct worker {
@@ -51,14 +53,9 @@ struct nh_pipeline {
     nh_decode_opts decode;    /* the one set of decode options */
     size_t batch_cap;
     int nthreads;
-    pthread_t *threads;
+    nh_pool *pool;            /* the decode workers */
     struct worker *workers;
-    pthread_mutex_t mu;
-    pthread_cond_t work_cv, done_cv;
     struct batch batches[2];
-    struct batch *queue[2];   /* batches posted to workers, oldest first */
-    size_t nqueue;
-    int quit;
     nh_cl *cl;                /* the OpenCL device, when a hasher uses it */
     struct hasher digest;     /* always there: the skip hook needs digests */
     struct hasher h[MAX_HASHERS]; /* the job's other hashers, in table order */
@@ -196,40 +193,10 @@ done:
     }
 }
 
-struct worker_arg {
-    nh_pipeline *p;
-    int w;
-};
-
-static void *worker_run(void *arg)
+static void pool_item(void *ctx, int w, size_t i)
 {
-    struct worker_arg *wa = arg;
-    nh_pipeline *p = wa->p;
-    int w = wa->w;
-    free(wa);
-    pthread_mutex_lock(&p->mu);
-    for (;;) {
-        struct batch *b = NULL;
-        while (!p->quit) {
-            for (size_t q = 0; q < p->nqueue && !b; q++)
-                if (p->queue[q]->next < p->queue[q]->n)
-                    b = p->queue[q];
-            if (b)
-                break;
-            pthread_cond_wait(&p->work_cv, &p->mu);
-        }
-        if (p->quit)
-            break;
-        size_t i = b->next++;
-        pthread_mutex_unlock(&p->mu);
-        process_file(p, w, b, i);
-        pthread_mutex_lock(&p->mu);
-        if (++b->done == b->n)
-            pthread_cond_broadcast(&p->done_cv);
-    }
-    pthread_mutex_unlock(&p->mu);
-    nh_decode_thread_done();
-    return NULL;
+    struct batch *b = ctx;
+    process_file(b->p, w, b, i);
 }
 
 void nh_pipeline_set_skip(nh_pipeline *p, nh_skip_fn fn, void *user)
@@ -350,9 +317,6 @@ nh_status nh_pipeline_create(const nh_pipeline_opts *opts, nh_pipeline **out, nh
     p->opts = *opts;
     p->decode = opts->decode;
     p->batch_cap = opts->batch ? opts->batch : 16;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->work_cv, NULL);
-    pthread_cond_init(&p->done_cv, NULL);
     int nthreads = opts->threads;
     if (nthreads <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -378,6 +342,7 @@ nh_status nh_pipeline_create(const nh_pipeline_opts *opts, nh_pipeline **out, nh
         p->needs |= p->h[k].needs;
     for (int k = 0; k < 2; k++) {
         struct batch *b = &p->batches[k];
+        b->p = p;
         b->paths = calloc(p->batch_cap, sizeof *b->paths);
         b->rec = calloc(p->batch_cap, sizeof *b->rec);
         b->pre = calloc(p->batch_cap, sizeof *b->pre);
@@ -386,27 +351,14 @@ nh_status nh_pipeline_create(const nh_pipeline_opts *opts, nh_pipeline **out, nh
             goto fail;
         }
     }
-    p->threads = calloc((size_t)nthreads, sizeof *p->threads);
     p->workers = calloc((size_t)nthreads, sizeof *p->workers);
-    if (!p->threads || !p->workers) {
+    if (!p->workers) {
         st = nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, NULL, "out of memory");
         goto fail;
     }
-    for (int i = 0; i < nthreads; i++) {
-        struct worker_arg *wa = malloc(sizeof *wa);
-        if (!wa) {
-            st = nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, NULL, "out of memory");
-            goto fail;
-        }
-        wa->p = p;
-        wa->w = i;
-        if (pthread_create(&p->threads[i], NULL, worker_run, wa) != 0) {
-            free(wa);
-            st = nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, NULL,
-                              "cannot start worker thread");
-            goto fail;
-        }
-    }
+    st = nh_pool_create(nthreads, nh_decode_thread_done, &p->pool, err);
+    if (st != NH_OK)
+        goto fail;
     *out = p;
     return NH_OK;
 fail:
@@ -418,17 +370,14 @@ void nh_pipeline_destroy(nh_pipeline *p)
 {
     if (!p)
         return;
-    pthread_mutex_lock(&p->mu);
-    p->quit = 1;
-    pthread_cond_broadcast(&p->work_cv);
-    pthread_mutex_unlock(&p->mu);
-    for (int i = 0; p->threads && i < p->nthreads; i++)
-        if (p->threads[i])
-            pthread_join(p->threads[i], NULL);
+    /* Batches still on the pool finish first: their items use the hashers below. */
+    for (int k = 0; p->pool && k < 2; k++)
+        if (p->batches[k].posted)
+            nh_pool_wait(p->pool, &p->batches[k].job);
+    nh_pool_destroy(p->pool);
     for (int i = 0; p->workers && i < p->nthreads; i++)
         free(p->workers[i].buf);
     free(p->workers);
-    free(p->threads);
     for (int k = 0; k < 2; k++) {
         struct batch *b = &p->batches[k];
         for (size_t i = 0; b->paths && i < b->n; i++)
@@ -443,10 +392,17 @@ void nh_pipeline_destroy(nh_pipeline *p)
     if (p->digest.ops)
         p->digest.ops->destroy(p->digest.self);
     nh_cl_destroy(p->cl);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->work_cv);
-    pthread_cond_destroy(&p->done_cv);
     free(p);
+}
+
+/* Free a batch's paths: every batch that is refilled or dropped comes through here. */
+static void clear_batch(struct batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->paths[i]);
+        b->paths[i] = NULL;
+    }
+    b->n = 0;
 }
 
 /* Fill a batch from the input; returns the number of paths taken. Paths the input itself
@@ -454,11 +410,7 @@ void nh_pipeline_destroy(nh_pipeline *p)
 static size_t fill_batch(nh_pipeline *p, nh_input *in, struct batch *b, size_t first_index,
                          int *input_done)
 {
-    for (size_t i = 0; i < b->n; i++)
-        free(b->paths[i]);
-    b->n = 0;
-    b->next = 0;
-    b->done = 0;
+    clear_batch(b);
     b->first_index = first_index;
     while (b->n < p->batch_cap && !*input_done) {
         if (p->opts.stop && *p->opts.stop)
@@ -480,23 +432,14 @@ static size_t fill_batch(nh_pipeline *p, nh_input *in, struct batch *b, size_t f
 
 static void post(nh_pipeline *p, struct batch *b)
 {
-    pthread_mutex_lock(&p->mu);
-    p->queue[p->nqueue++] = b;
-    pthread_cond_broadcast(&p->work_cv);
-    pthread_mutex_unlock(&p->mu);
+    nh_pool_post(p->pool, &b->job, b->n, pool_item, b);
+    b->posted = 1;
 }
 
 static void wait_done(nh_pipeline *p, struct batch *b)
 {
-    pthread_mutex_lock(&p->mu);
-    while (b->done < b->n)
-        pthread_cond_wait(&p->done_cv, &p->mu);
-    /* b is the oldest posted batch: drop it from the queue. */
-    if (p->nqueue && p->queue[0] == b) {
-        p->queue[0] = p->queue[1];
-        p->nqueue--;
-    }
-    pthread_mutex_unlock(&p->mu);
+    nh_pool_wait(p->pool, &b->job);
+    b->posted = 0;
 }
 
 /* The device hashers over a prepared batch, on the pipeline's thread. */
@@ -531,7 +474,7 @@ nh_status nh_pipeline_run(nh_pipeline *p, nh_input *in, nh_record_fn cb, void *u
     while (cur->n) {
         /* Start decoding the next batch before the device works on this one. */
         int stopping = stop_cb || (p->opts.stop && *p->opts.stop);
-        nxt->n = 0;
+        clear_batch(nxt); /* its paths were the previous batch's */
         if (!stopping) {
             next_index += fill_batch(p, in, nxt, next_index, &input_done);
             if (nxt->n)
