@@ -19,8 +19,8 @@
  *                         (or shrink-on-load with --pdq-fast)
  *   pdq-cl       pdq      as pdq-c                                 the OpenCL device, per batch
  *
- * Adding a hash kind: a hasher file and a row of the table in hasher.c (and the kind's
- * name in core/kind.c).
+ * Adding a hash kind: a hasher file and a row of nh_hasher_table (hasher_table.c), and the
+ * kind's name in core/kind.c.
  */
 #ifndef NHASH_HASHER_H
 #define NHASH_HASHER_H
@@ -82,10 +82,22 @@ typedef struct nh_hasher_info {
     int placeholder;       /* neural: the untrained placeholder model */
 } nh_hasher_info;
 
+/* A hasher's answer to "do you serve your kind in this job?" (nh_hasher_ops.choose). */
+typedef enum nh_hasher_choice {
+    NH_HASHER_NO = 0,
+    NH_HASHER_YES = 1,  /* use it; failing to create fails the job */
+    NH_HASHER_TRY = 2,  /* use it if it creates and says usable, else the next of its kind */
+} nh_hasher_choice;
+
 typedef struct nh_hasher_ops {
     const char *name;   /* "digest", "neural-cl", "neural-ref", "pdq-c", "pdq-cl" */
     nh_kind_type type;
     int uses_device;    /* needs env->cl */
+    /* Whether it serves its kind in a job with these options; cl: the device the job has
+     * open so far (NULL when none). */
+    nh_hasher_choice (*choose)(const nh_pipeline_opts *o, const struct nh_cl *cl);
+    /* After create, for NH_HASHER_TRY (may be NULL: usable). */
+    int (*usable)(const void *self);
     nh_status (*create)(const nh_hasher_env *env, void **self, nh_hasher_info *info,
                         nh_error *err);
     void (*destroy)(void *self);
@@ -106,8 +118,13 @@ extern const nh_hasher_ops nh_hasher_neural_ref;
 extern const nh_hasher_ops nh_hasher_pdq_c;
 extern const nh_hasher_ops nh_hasher_pdq_cl;
 
-/* 1 when a pdq-cl hasher's device divides exactly (gives the reference's bits). */
-int nh_hasher_pdq_cl_exact(const void *self);
+/*
+ * The hasher table (hasher_table.c), in the order kinds are hashed and records list their
+ * hashes: for each kind a job computes, the first entry of that kind whose choose() says
+ * yes (or try, and it proves usable) serves it.
+ */
+extern const nh_hasher_ops *const nh_hasher_table[];
+extern const size_t nh_hasher_table_len;
 
 /* A slot for one more hash in r (zeroed, quality -1), or NULL when the record is full. */
 nh_hash *nh_record_push(nh_record *r, const nh_kind *kind, nh_variant variant);

@@ -97,9 +97,17 @@ static nh_status digest_prepare(void *self, int w, int b, size_t i, nh_source *s
     return NH_OK;
 }
 
+static nh_hasher_choice digest_choose(const nh_pipeline_opts *o, const struct nh_cl *cl)
+{
+    (void)o;
+    (void)cl;
+    return NH_HASHER_YES;
+}
+
 const nh_hasher_ops nh_hasher_digest = {
     .name = "digest",
     .type = NH_KIND_DIGEST,
+    .choose = digest_choose,
     .create = digest_create,
     .destroy = digest_destroy,
     .needs = digest_needs,

@@ -233,10 +233,28 @@ static nh_status neural_run(void *self, int b, nh_record *recs, size_t count, nh
     return pass(n, rgb, m, recs, NH_VARIANT_FLIPX, err);
 }
 
+static int backend_ref(const nh_pipeline_opts *o)
+{
+    return o->backend && !strcmp(o->backend, "ref");
+}
+
+static nh_hasher_choice neural_cl_choose(const nh_pipeline_opts *o, const struct nh_cl *cl)
+{
+    (void)cl;
+    return backend_ref(o) ? NH_HASHER_NO : NH_HASHER_YES;
+}
+
+static nh_hasher_choice neural_ref_choose(const nh_pipeline_opts *o, const struct nh_cl *cl)
+{
+    (void)cl;
+    return backend_ref(o) ? NH_HASHER_YES : NH_HASHER_NO;
+}
+
 const nh_hasher_ops nh_hasher_neural_cl = {
     .name = "neural-cl",
     .type = NH_KIND_NEURAL,
     .uses_device = 1,
+    .choose = neural_cl_choose,
     .create = neural_cl_create,
     .destroy = neural_destroy,
     .needs = neural_needs,
@@ -247,6 +265,7 @@ const nh_hasher_ops nh_hasher_neural_cl = {
 const nh_hasher_ops nh_hasher_neural_ref = {
     .name = "neural-ref",
     .type = NH_KIND_NEURAL,
+    .choose = neural_ref_choose,
     .create = neural_ref_create,
     .destroy = neural_destroy,
     .needs = neural_needs,

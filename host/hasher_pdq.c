@@ -220,15 +220,43 @@ static nh_status pdq_cl_run(void *self, int b, nh_record *recs, size_t n, nh_err
     return st;
 }
 
-int nh_hasher_pdq_cl_exact(const void *self)
+/* The job's PDQ backend: the option, else NH_PDQ_BACKEND (c or cl) from the environment. */
+static nh_pdq_backend backend(const nh_pipeline_opts *o)
+{
+    const char *env = getenv("NH_PDQ_BACKEND");
+    if (o->pdq_backend != NH_PDQ_BACKEND_AUTO || !env)
+        return o->pdq_backend;
+    return !strcmp(env, "cl") ? NH_PDQ_BACKEND_CL : !strcmp(env, "c") ? NH_PDQ_BACKEND_C
+                                                                       : NH_PDQ_BACKEND_AUTO;
+}
+
+static nh_hasher_choice pdq_cl_choose(const nh_pipeline_opts *o, const struct nh_cl *cl)
+{
+    nh_pdq_backend be = backend(o);
+    if (be == NH_PDQ_BACKEND_CL)
+        return NH_HASHER_YES;
+    if (be == NH_PDQ_BACKEND_AUTO && cl && (nh_cl_info(cl)->type & CL_DEVICE_TYPE_GPU))
+        return NH_HASHER_TRY;
+    return NH_HASHER_NO;
+}
+
+/* auto takes the device only where its divisions give the reference's bits. */
+static int pdq_cl_usable(const void *self)
 {
     const struct pdq *p = self;
     return p->cl && nh_pdq_cl_exact(p->cl);
 }
 
+static nh_hasher_choice pdq_c_choose(const nh_pipeline_opts *o, const struct nh_cl *cl)
+{
+    (void)cl;
+    return backend(o) == NH_PDQ_BACKEND_CL ? NH_HASHER_NO : NH_HASHER_YES;
+}
+
 const nh_hasher_ops nh_hasher_pdq_c = {
     .name = "pdq-c",
     .type = NH_KIND_PDQ,
+    .choose = pdq_c_choose,
     .create = pdq_c_create,
     .destroy = pdq_destroy,
     .needs = pdq_needs,
@@ -239,6 +267,8 @@ const nh_hasher_ops nh_hasher_pdq_cl = {
     .name = "pdq-cl",
     .type = NH_KIND_PDQ,
     .uses_device = 1,
+    .choose = pdq_cl_choose,
+    .usable = pdq_cl_usable,
     .create = pdq_cl_create,
     .destroy = pdq_destroy,
     .needs = pdq_needs,

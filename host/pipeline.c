@@ -278,30 +278,28 @@ static nh_status add_hasher(nh_pipeline *p, struct hasher *slot, const nh_hasher
     return NH_OK;
 }
 
-/* The PDQ hasher: C on the workers, unless asked for the device or (AUTO) the job has a GPU
- * open for the network whose divisions give the reference's bits. */
-static nh_status add_pdq(nh_pipeline *p, nh_error *err)
+/* The hasher for one kind: the first row of the table of that type that chooses to serve. */
+static nh_status add_kind(nh_pipeline *p, nh_kind_type type, struct hasher *slot, nh_error *err)
 {
-    nh_pdq_backend be = p->opts.pdq_backend;
-    const char *env = getenv("NH_PDQ_BACKEND");
-    if (be == NH_PDQ_BACKEND_AUTO && env && !strcmp(env, "cl"))
-        be = NH_PDQ_BACKEND_CL;
-    else if (be == NH_PDQ_BACKEND_AUTO && env && !strcmp(env, "c"))
-        be = NH_PDQ_BACKEND_C;
-    if (be == NH_PDQ_BACKEND_CL)
-        return add_hasher(p, &p->h[p->nh++], &nh_hasher_pdq_cl, err);
-    if (be == NH_PDQ_BACKEND_AUTO && p->cl && (nh_cl_info(p->cl)->type & CL_DEVICE_TYPE_GPU)) {
-        struct hasher *slot = &p->h[p->nh];
+    for (size_t i = 0; i < nh_hasher_table_len; i++) {
+        const nh_hasher_ops *ops = nh_hasher_table[i];
+        if (ops->type != type)
+            continue;
+        nh_hasher_choice c = ops->choose(&p->opts, p->cl);
+        if (c == NH_HASHER_NO)
+            continue;
+        if (c == NH_HASHER_YES)
+            return add_hasher(p, slot, ops, err);
         nh_error ignored;
-        if (add_hasher(p, slot, &nh_hasher_pdq_cl, &ignored) == NH_OK) {
-            if (nh_hasher_pdq_cl_exact(slot->self)) {
-                p->nh++;
+        if (add_hasher(p, slot, ops, &ignored) == NH_OK) {
+            if (!ops->usable || ops->usable(slot->self))
                 return NH_OK;
-            }
-            slot->ops->destroy(slot->self);
+            ops->destroy(slot->self);
+            memset(slot, 0, sizeof *slot);
         }
     }
-    return add_hasher(p, &p->h[p->nh++], &nh_hasher_pdq_c, err);
+    return nh_error_set(err, NH_ERR_UNSUPPORTED, NH_FOREIGN_NONE, 0, NULL,
+                        "no hasher for %s hashes", nh_kind_name(type));
 }
 
 nh_status nh_pipeline_create(const nh_pipeline_opts *opts, nh_pipeline **out, nh_error *err)
@@ -323,21 +321,27 @@ nh_status nh_pipeline_create(const nh_pipeline_opts *opts, nh_pipeline **out, nh
         nthreads = n > 0 ? (int)n : 1;
     }
     p->nthreads = nthreads;
-    /* The hasher table: digest, neural, pdq. */
-    st = add_hasher(p, &p->digest, &nh_hasher_digest, err);
+    /* The hasher table's kinds in its order; the digest hasher always (the resume hook
+     * reads digests), its hashes reported only when asked for. */
     p->want_digest = (opts->kinds & NH_KIND_BIT(NH_KIND_DIGEST)) != 0;
-    if (st == NH_OK && (opts->kinds & NH_KIND_BIT(NH_KIND_NEURAL))) {
-        int ref = opts->backend && !strcmp(opts->backend, "ref");
-        st = add_hasher(p, &p->h[p->nh++], ref ? &nh_hasher_neural_ref : &nh_hasher_neural_cl,
-                        err);
+    st = add_kind(p, NH_KIND_DIGEST, &p->digest, err);
+    for (size_t i = 0; st == NH_OK && i < nh_hasher_table_len; i++) {
+        nh_kind_type t = nh_hasher_table[i]->type;
+        int first_of_type = 1;
+        for (size_t j = 0; j < i; j++)
+            first_of_type &= nh_hasher_table[j]->type != t;
+        if (t == NH_KIND_DIGEST || !first_of_type || !(opts->kinds & NH_KIND_BIT(t)))
+            continue;
+        if (p->nh == MAX_HASHERS) {
+            st = nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, NULL, "too many hashers");
+            break;
+        }
+        st = add_kind(p, t, &p->h[p->nh], err);
+        if (st == NH_OK)
+            p->nh++;
     }
-    if (st == NH_OK && (opts->kinds & NH_KIND_BIT(NH_KIND_PDQ)))
-        st = add_pdq(p, err);
-    if (st != NH_OK) {
-        if (p->nh && !p->h[p->nh - 1].ops)
-            p->nh--;
+    if (st != NH_OK)
         goto fail;
-    }
     for (int k = 0; k < p->nh; k++)
         p->needs |= p->h[k].needs;
     for (int k = 0; k < 2; k++) {

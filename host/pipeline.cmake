@@ -2,6 +2,7 @@
 # neural on OpenCL or in C, PDQ in C or on OpenCL).
 add_library(nh_pipeline STATIC ${CMAKE_CURRENT_SOURCE_DIR}/pipeline.c
                                ${CMAKE_CURRENT_SOURCE_DIR}/pipeline_input.c
+                               ${CMAKE_CURRENT_SOURCE_DIR}/hasher_table.c
                                ${CMAKE_CURRENT_SOURCE_DIR}/hasher_digest.c
                                ${CMAKE_CURRENT_SOURCE_DIR}/hasher_neural.c
                                ${CMAKE_CURRENT_SOURCE_DIR}/hasher_pdq.c)
