@@ -372,6 +372,52 @@ static void test_memory_flat_with_paths(void **state)
     assert_true(peak[1] - peak[0] < 8 * 1024);
 }
 
+/* One set of decode options governs every hasher: PDQ refuses an image over --max-pixels
+ * and reads an untrusted format with --allow-untrusted, as the network does (PDQ decoded
+ * with the defaults before: a 9000x9000 JPEG went through --max-pixels 1000000, and an
+ * --allow-untrusted PPM was still refused). */
+static void test_decode_options_for_every_hasher(void **state)
+{
+    (void)state;
+    char cmd[4096];
+    int rc;
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && vips copy '%s/samples/chelsea.png' big.png 2>/dev/null && "
+             "vips copy '%s/samples/coffee.png' x.ppm 2>/dev/null && echo made",
+             tmp, src_dir, src_dir);
+    char *out = run(cmd, &rc);
+    if (!strstr(out, "made")) {
+        printf("SKIP: vips cannot write the test files\n");
+        free(out);
+        return;
+    }
+    free(out);
+    for (int k = 0; k < 2; k++) {
+        const char *algo = k ? "pdq" : "neural,pdq";
+        snprintf(cmd, sizeof cmd,
+                 "cd '%s' && '%s' hash --algo %s --format csv --max-pixels 10000 big.png x.ppm "
+                 "2>/dev/null",
+                 tmp, nhash, algo);
+        out = run(cmd, &rc);
+        assert_int_equal(rc, 1);
+        assert_non_null(strstr(out, "over the 0.0 MP limit"));
+        assert_non_null(strstr(out, "--allow-untrusted enables it"));
+        free(out);
+        snprintf(cmd, sizeof cmd,
+                 "cd '%s' && '%s' hash --algo %s --format csv --allow-untrusted x.ppm 2>/dev/null",
+                 tmp, nhash, algo);
+        out = run(cmd, &rc);
+        assert_int_equal(rc, 0);
+        char *line = strstr(out, "x.ppm,");
+        assert_non_null(line);
+        /* path,neural,pdq,pdq_quality,...: a 64-hex PDQ hash is there */
+        char *c2 = strchr(strchr(line, ',') + 1, ',');
+        assert_non_null(c2);
+        assert_true(strspn(c2 + 1, "0123456789abcdef") == 64);
+        free(out);
+    }
+}
+
 /* The test model: models/nh_test.nhm when committed, else imported from the ONNX. */
 static const char *test_model(void)
 {
@@ -745,6 +791,7 @@ int main(void)
         cmocka_unit_test(test_special_files),
         cmocka_unit_test(test_records_import),
         cmocka_unit_test(test_memory_flat_with_paths),
+        cmocka_unit_test(test_decode_options_for_every_hasher),
         cmocka_unit_test(test_neural_end_to_end),
         cmocka_unit_test(test_mixed_folder),
         cmocka_unit_test(test_resume_after_kill),
