@@ -20,6 +20,19 @@
 #include <vips/vips.h>
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+/* What this process did, for tests and benchmarks (nh_decode_counts). */
+static unsigned long n_opens, n_full, n_shrink;
+
+void nh_decode_counts(unsigned long *opens, unsigned long *full, unsigned long *shrink)
+{
+    if (opens)
+        *opens = __atomic_load_n(&n_opens, __ATOMIC_RELAXED);
+    if (full)
+        *full = __atomic_load_n(&n_full, __ATOMIC_RELAXED);
+    if (shrink)
+        *shrink = __atomic_load_n(&n_shrink, __ATOMIC_RELAXED);
+}
 static int init_failed;
 
 static void quiet_log(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer user)
@@ -135,6 +148,7 @@ nh_status nh_file_open(const char *path, int *fd_out, size_t *size, nh_error *er
     if (!S_ISREG(sb.st_mode))
         return nh_error_set(err, NH_ERR_IO, NH_FOREIGN_NONE, 0, path,
                             "not a regular file (device, fifo or socket)");
+    __atomic_add_fetch(&n_opens, 1, __ATOMIC_RELAXED);
     /* O_NONBLOCK: should the path have become a FIFO since, the open does not wait. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
@@ -458,6 +472,7 @@ static nh_status decode_fast(const char *path, const void *data, size_t len, int
 {
     nh_status st = NH_OK;
     VipsImage *thumb = NULL, *rgb = NULL;
+    __atomic_add_fetch(&n_shrink, 1, __ATOMIC_RELAXED);
     VipsSource *source = vips_source_new_from_memory(data, len);
     if (!source)
         return vips_fail(err, NH_ERR_NOMEM, path, "cannot read image");
@@ -539,6 +554,7 @@ static nh_status decode_full(const char *path, const void *data, size_t len, int
                              nh_error *err)
 {
     VipsImage *img = NULL;
+    __atomic_add_fetch(&n_full, 1, __ATOMIC_RELAXED);
     nh_status st = open_checked(path, data, len, fd, opts, &img, info, err);
     if (st == NH_OK)
         st = full_rgb(img, path, rgb, err);

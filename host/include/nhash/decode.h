@@ -91,6 +91,11 @@ nh_status nh_file_read(const char *path, size_t max_bytes, uint8_t **buf, size_t
 nh_status nh_file_read_fd(const char *path, size_t max_bytes, uint8_t **buf, size_t *cap,
                           size_t *len, int *fd_out, nh_error *err);
 
+/* Files this process opened for reading (nh_file_open), full decodes and shrink-on-load
+ * decodes attempted, since it started (any may be NULL). For tests and benchmarks: the
+ * pipeline opens and decodes each file once. */
+void nh_decode_counts(unsigned long *opens, unsigned long *full, unsigned long *shrink);
+
 /* A thread that decoded is about to end: drop libvips' per-thread buffers. */
 void nh_decode_thread_done(void);
 
