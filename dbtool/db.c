@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <xxhash.h>
 
@@ -19,10 +21,30 @@
  * keeps a reader open while it writes (and so cannot remap) rarely meets the limit. */
 #define NHDB_DEFAULT_MAPSIZE ((size_t)4 << 30)
 
+/* Free space under which a short write (EIO) is taken for a full disk: a write that stopped
+ * for want of room leaves the file system all but full (an aborted transaction does not give
+ * back the file's pages), while an EIO of a failing device leaves its free space as it was. */
+#define NHDB_DISK_FULL_BYTES (1ull << 20)
+
 static const char schema_key[] = "schema";
+
+/* Whether the file system holding path has (almost) no room left: LMDB reports a write that
+ * came up short as EIO, which on a full disk is the only sign of it. The bytes this process
+ * may still write: f_bfree for root (who may use the reserved blocks), else f_bavail. */
+static int nhdb_disk_full(const char *path)
+{
+    struct statvfs vs;
+    if (!path || !path[0] || statvfs(path, &vs) != 0)
+        return 0;
+    unsigned long long blocks = geteuid() == 0 ? vs.f_bfree : vs.f_bavail;
+    return blocks * vs.f_frsize < NHDB_DISK_FULL_BYTES;
+}
 
 nh_status nhdb_mdb_error(nh_error *err, int rc, const char *path, const char *what)
 {
+    if (rc == ENOSPC || (rc == EIO && nhdb_disk_full(path)))
+        return nh_error_set(err, NH_ERR_IO, NH_FOREIGN_MDB, rc, path, "%s: no space left on device",
+                            what);
     return nh_error_set(err, NH_ERR_DB, NH_FOREIGN_MDB, rc, path, "%s: %s", what, mdb_strerror(rc));
 }
 

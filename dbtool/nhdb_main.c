@@ -5,7 +5,8 @@
  *   nhdb query DB HASH...   nhdb stats DB            nhdb merge OUT SHARD...
  *   nhdb verify DB          nhdb upgrade DB
  *
- * Exit status: 0 success, 1 failure (bad input lines, inconsistent database), 2 usage.
+ * Exit status: 0 success, 1 failure (bad input lines, inconsistent database), 2 usage
+ * (and `query` on a set it cannot open, as `nhash audit`).
  * Every command takes --help. See docs/nhdb.md.
  */
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <xxhash.h>
 
@@ -29,13 +31,18 @@ static void print_error(const nh_error *err)
     fprintf(stderr, "nhdb: %s\n", nh_error_format(err, buf, sizeof buf));
 }
 
-static int parse_u(const char *s, unsigned long long max, unsigned long long *out)
+/* A decimal integer min..max, digits only: no sign, space, exponent or trailing text. On
+ * anything else says so (nhdb: --OPT takes an integer min..max, not 'S') and returns -1. */
+static int parse_u(const char *opt, const char *s, unsigned long long min, unsigned long long max,
+                   unsigned long long *out)
 {
     char *end;
     errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || !*s || *end || v > max || s[0] == '-')
+    unsigned long long v = *s >= '0' && *s <= '9' ? strtoull(s, &end, 10) : 0;
+    if (*s < '0' || *s > '9' || errno || *end || v < min || v > max) {
+        fprintf(stderr, "nhdb: --%s takes an integer %llu..%llu, not '%s'\n", opt, min, max, s);
         return -1;
+    }
     *out = v;
     return 0;
 }
@@ -129,10 +136,10 @@ static int cmd_create(int argc, char **argv)
             return 0;
         case 'n':
         case 'p':
-            if (parse_u(optarg, 64, &v)) {
-                fputs(create_help, stderr);
+            /* the ranges nh_db_open accepts (0 would silently take the default) */
+            if (c == 'n' ? parse_u("neural-substrings", optarg, 3, 32, &v)
+                         : parse_u("pdq-substrings", optarg, 8, 64, &v))
                 return 2;
-            }
             if (c == 'n')
                 o.neural_substrings = (unsigned)v;
             else
@@ -240,12 +247,13 @@ static int import_file(nh_db *db, const char *path, const import_opts *o)
     int ret = 1;
     FILE *f = NULL;
     char *line = NULL;
-    size_t cap = 0, nl;
+    size_t cap = 0, nl, len;
     nhdb_parsed p = {0};
     nh_error err = {0};
     char msg[256];
     uint64_t lineno = 1, added = 0, skipped = 0, bad = 0;
     int is_stdin = strcmp(path, "-") == 0;
+    int writing = 0; /* in the import proper: a failure keeps the committed batches */
     char job[401] = "";
 
     f = is_stdin ? spool_stdin() : fopen(path, "rb");
@@ -256,7 +264,7 @@ static int import_file(nh_db *db, const char *path, const import_opts *o)
     nhdb_fmt fmt = o->fmt;
     if (fmt == NHDB_FMT_AUTO) {
         int r;
-        while ((r = nhdb_text_read(f, NHDB_FMT_NEURAL, &line, &cap, &nl)) == 1) {
+        while ((r = nhdb_text_read(f, NHDB_FMT_NEURAL, &line, &cap, &nl, NULL)) == 1) {
             const char *s = line;
             while (*s == ' ' || *s == '\t')
                 s++;
@@ -280,8 +288,8 @@ static int import_file(nh_db *db, const char *path, const import_opts *o)
     if (!o->skip_bad) {
         uint64_t ln = 1;
         int r;
-        while ((r = nhdb_text_read(f, fmt, &line, &cap, &nl)) == 1) {
-            if (nhdb_text_parse(fmt, line, model, &p, msg, sizeof msg)) {
+        while ((r = nhdb_text_read(f, fmt, &line, &cap, &nl, &len)) == 1) {
+            if (nhdb_text_parse(fmt, line, len, model, &p, msg, sizeof msg)) {
                 if (bad < 20)
                     fprintf(stderr, "%s:%" PRIu64 ": %s\n", path, ln, msg);
                 bad++;
@@ -334,19 +342,20 @@ static int import_file(nh_db *db, const char *path, const import_opts *o)
         }
     }
 
+    writing = 1;
     if (nh_db_batch_begin(db, &err)) {
         print_error(&err);
         goto cleanup;
     }
     uint64_t in_batch = 0;
     for (;;) {
-        int r = nhdb_text_read(f, fmt, &line, &cap, &nl);
+        int r = nhdb_text_read(f, fmt, &line, &cap, &nl, &len);
         if (r < 0) {
             fprintf(stderr, "nhdb: %s: read error: %s\n", path, strerror(errno));
             goto cleanup;
         }
         if (r == 1) {
-            if (nhdb_text_parse(fmt, line, model, &p, msg, sizeof msg)) {
+            if (nhdb_text_parse(fmt, line, len, model, &p, msg, sizeof msg)) {
                 fprintf(stderr, "%s:%" PRIu64 ": %s (skipped)\n", path, lineno, msg);
                 bad++;
             } else if (!p.skip) {
@@ -399,6 +408,7 @@ static int import_file(nh_db *db, const char *path, const import_opts *o)
             }
         }
     }
+    writing = 0;
     if (o->json) {
         putchar('{');
         nh_json_field(stdout, "file", path);
@@ -411,12 +421,49 @@ static int import_file(nh_db *db, const char *path, const import_opts *o)
     }
     ret = bad ? 1 : 0;
 cleanup:
+    if (writing) {
+        /* a full disk, a read or write error: what was committed stays (and the progress
+         * record with it, so that a second run of this file resumes) */
+        if (is_stdin)
+            fprintf(stderr,
+                    "nhdb: %s: stopped; the %" PRIu64 " entries this run committed before the "
+                    "error are kept\n",
+                    path, added);
+        else
+            fprintf(stderr,
+                    "nhdb: %s: stopped; the %" PRIu64 " entries this run committed before the "
+                    "error are kept, and importing the file again resumes after them\n",
+                    path, added);
+    }
     nh_db_batch_abort(db);
     nhdb_parsed_free(&p);
     free(line);
     if (f)
         fclose(f);
     return ret;
+}
+
+/* Whether path exists (as anything) and holds an LMDB environment. */
+static void set_state(const char *path, int *dir_exists, int *set_exists)
+{
+    struct stat sb;
+    char data[PATH_MAX];
+    *dir_exists = stat(path, &sb) == 0;
+    snprintf(data, sizeof data, "%s/data.mdb", path);
+    *set_exists = *dir_exists && stat(data, &sb) == 0;
+}
+
+/* Remove the files of a set this process created, and its directory when this process
+ * created that too (rmdir fails, leaving it, when anything else is inside). */
+static void remove_new_set(const char *path, int dir_existed)
+{
+    char f[PATH_MAX];
+    snprintf(f, sizeof f, "%s/data.mdb", path);
+    unlink(f);
+    snprintf(f, sizeof f, "%s/lock.mdb", path);
+    unlink(f);
+    if (!dir_existed)
+        rmdir(path);
 }
 
 static int cmd_import(int argc, char **argv)
@@ -457,16 +504,20 @@ static int cmd_import(int argc, char **argv)
             o.have_model = 1;
             break;
         case 'l':
-            o.label = optarg;
-            break;
         case 'n':
-            o.note = optarg;
-            break;
-        case 'b':
-            if (parse_u(optarg, 100000000, &o.batch) || o.batch == 0) {
-                fprintf(stderr, "nhdb: --batch takes a positive count\n");
+            if (strlen(optarg) > NH_DB_STR_MAX) {
+                fprintf(stderr, "nhdb: --%s is %zu bytes, over the limit of %u\n",
+                        c == 'l' ? "label" : "note", strlen(optarg), NH_DB_STR_MAX);
                 return 2;
             }
+            if (c == 'l')
+                o.label = optarg;
+            else
+                o.note = optarg;
+            break;
+        case 'b':
+            if (parse_u("batch", optarg, 1, 100000000, &o.batch))
+                return 2;
             break;
         case 's':
             o.skip_bad = 1;
@@ -486,17 +537,27 @@ static int cmd_import(int argc, char **argv)
         fputs(import_help, stderr);
         return 2;
     }
+    const char *dbpath = argv[optind];
+    int dir_existed, set_existed;
+    set_state(dbpath, &dir_existed, &set_existed);
     nh_error err = {0};
     nh_db *db = NULL;
-    if (nh_db_open(argv[optind], flags, NULL, &db, &err)) {
+    if (nh_db_open(dbpath, flags, NULL, &db, &err)) {
         print_error(&err);
+        if (!set_existed)
+            remove_new_set(dbpath, dir_existed);
         return 1;
     }
     int ret = 0;
     for (int i = optind + 1; i < argc; i++)
         if (import_file(db, argv[i], &o))
             ret = 1;
+    /* A failed import that created the set and committed nothing leaves no empty set. */
+    nh_db_stats s;
+    int empty = ret && !set_existed && nh_db_stats_get(db, &s, NULL) == NH_OK && s.entries == 0;
     nh_db_close(db);
+    if (empty)
+        remove_new_set(dbpath, dir_existed);
     return ret;
 }
 
@@ -757,10 +818,8 @@ static int cmd_query(int argc, char **argv)
             return 0;
         case 'r':
         case 'k':
-            if (parse_u(optarg, 1000000000, &v)) {
-                fprintf(stderr, "nhdb: --%s takes a count\n", c == 'r' ? "radius" : "k");
+            if (parse_u(c == 'r' ? "radius" : "k", optarg, 0, 1000000000, &v))
                 return 2;
-            }
             if (c == 'r')
                 q.qo.radius = (unsigned)v;
             else
@@ -811,9 +870,10 @@ static int cmd_query(int argc, char **argv)
     int ret = 0;
     if (nh_db_open(argv[optind], NH_DB_OPEN_READONLY, NULL, &q.db, &err) ||
         nh_db_reader_create(q.db, &q.rd, &err)) {
+        /* 2, as `nhash audit` exits when it cannot open the set */
         print_error(&err);
         nh_db_close(q.db);
-        return 1;
+        return 2;
     }
     for (int i = optind + 1; i < argc; i++)
         ret |= query_one(&q, argv[i]);
@@ -825,7 +885,7 @@ static int cmd_query(int argc, char **argv)
         } else {
             char *line = NULL;
             size_t cap = 0, nl;
-            while (nhdb_text_read(f, NHDB_FMT_NEURAL, &line, &cap, &nl) == 1) {
+            while (nhdb_text_read(f, NHDB_FMT_NEURAL, &line, &cap, &nl, NULL) == 1) {
                 char *s = line;
                 while (*s == ' ' || *s == '\t')
                     s++;

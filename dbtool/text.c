@@ -47,7 +47,7 @@ void nhdb_parsed_free(nhdb_parsed *p)
     memset(p, 0, sizeof *p);
 }
 
-int nhdb_text_read(FILE *f, nhdb_fmt fmt, char **buf, size_t *cap, size_t *lines)
+int nhdb_text_read(FILE *f, nhdb_fmt fmt, char **buf, size_t *cap, size_t *lines, size_t *n)
 {
     size_t len = 0, nl = 0;
     int quotes_open = 0;
@@ -90,6 +90,8 @@ int nhdb_text_read(FILE *f, nhdb_fmt fmt, char **buf, size_t *cap, size_t *lines
     }
     (*buf)[len] = '\0';
     *lines = nl;
+    if (n)
+        *n = len;
     return 1;
 }
 
@@ -224,6 +226,9 @@ static nh_status set_string(nhdb_parsed *p, fields *fl, int i, const char *val, 
 static nh_status set_field(nhdb_parsed *p, fields *fl, const char *name, const char *val, size_t n,
                            int is_null, char *msg, size_t cap)
 {
+    /* a JSON "\u0000" would cut the value short where it is read as a C string */
+    if (!is_null && memchr(val, '\0', n))
+        return fail(msg, cap, "%s holds a NUL character", name);
     if (strcmp(name, "kind") == 0) {
         char tmp[16];
         if (is_null || n >= sizeof tmp)
@@ -559,6 +564,10 @@ static nh_status parse_jsonl(const char *line, nhdb_parsed *p, char *msg, size_t
                 st = fail(msg, cap, "bad JSON key");
                 goto cleanup;
             }
+            if (memchr(key, '\0', kn)) {
+                st = fail(msg, cap, "a JSON key holds a NUL character");
+                goto cleanup;
+            }
             used += kn + 1;
             char *val = pool + used;
             WS();
@@ -708,10 +717,9 @@ cleanup:
     return st;
 }
 
-nh_status nhdb_text_parse(nhdb_fmt fmt, const char *line, const uint8_t *neural_model,
-                          nhdb_parsed *p, char *msg, size_t cap)
+static nh_status parse_line(nhdb_fmt fmt, const char *line, const uint8_t *neural_model,
+                            nhdb_parsed *p, char *msg, size_t cap)
 {
-    reset(p);
     if (fmt == NHDB_FMT_NEURAL || fmt == NHDB_FMT_PDQ) {
         const char *s = line;
         while (*s == ' ' || *s == '\t')
@@ -775,6 +783,36 @@ nh_status nhdb_text_parse(nhdb_fmt fmt, const char *line, const uint8_t *neural_
     if (fmt == NHDB_FMT_CSV)
         return parse_csv(line, p, msg, cap);
     return fail(msg, cap, "unknown format");
+}
+
+/* The strings of an entry within nh_db_add's limit. */
+static nh_status check_lengths(const nh_db_entry *e, char *msg, size_t cap)
+{
+    const char *names[3] = {"source", "label", "note"};
+    const char *vals[3] = {e->source, e->label, e->note};
+    for (int i = 0; i < 3; i++) {
+        size_t n = vals[i] ? strlen(vals[i]) : 0;
+        if (n > NH_DB_STR_MAX)
+            return fail(msg, cap, "%s is %zu bytes, over the limit of %u", names[i], n,
+                        NH_DB_STR_MAX);
+    }
+    return NH_OK;
+}
+
+nh_status nhdb_text_parse(nhdb_fmt fmt, const char *line, size_t len, const uint8_t *neural_model,
+                          nhdb_parsed *p, char *msg, size_t cap)
+{
+    reset(p);
+    const char *nul = memchr(line, '\0', len);
+    if (nul)
+        return fail(msg, cap, "a NUL byte at column %zu", (size_t)(nul - line) + 1);
+    nh_status st = parse_line(fmt, line, neural_model, p, msg, cap);
+    if (st != NH_OK || p->skip)
+        return st;
+    st = check_lengths(&p->entry, msg, cap);
+    for (size_t k = 0; k < p->nextra && st == NH_OK; k++)
+        st = check_lengths(&p->extra[k], msg, cap);
+    return st;
 }
 
 /* ---- writing ---- */

@@ -51,19 +51,24 @@ void nhdb_parsed_free(nhdb_parsed *p);
 
 /*
  * Read one record (a line; for CSV a quoted field may continue on further lines) into *buf
- * (realloc'd, NUL-terminated, newline stripped). *lines receives how many lines it spanned.
+ * (realloc'd, NUL-terminated, newline stripped). *lines receives how many lines it spanned,
+ * *n (may be NULL) its length in bytes, which counts any NUL bytes inside it.
  * Returns 1 on a record, 0 at end of file, -1 on an error (errno set).
  */
-int nhdb_text_read(FILE *f, nhdb_fmt fmt, char **buf, size_t *cap, size_t *lines);
+int nhdb_text_read(FILE *f, nhdb_fmt fmt, char **buf, size_t *cap, size_t *lines, size_t *n);
 
 /* Guess the format of a first non-blank line; NHDB_FMT_AUTO when unknown. */
 nhdb_fmt nhdb_text_sniff(const char *line);
 
 /*
- * Parse one record. neural_model is the model fingerprint for the neural format (NULL: all
- * zero). On NH_ERR_INVALID, msg (cap bytes) says what is wrong, without the line number.
+ * Parse one record: line is len bytes (as nhdb_text_read gives them) followed by a NUL.
+ * neural_model is the model fingerprint for the neural format (NULL: all zero). On
+ * NH_ERR_INVALID, msg (cap bytes) says what is wrong, without the line number. A record
+ * that nh_db_add would refuse is invalid here too, so a validation pass catches it: a NUL
+ * byte anywhere in the line (or a "\u0000" in a JSON string), a source, label or note over
+ * NH_DB_STR_MAX bytes.
  */
-nh_status nhdb_text_parse(nhdb_fmt fmt, const char *line, const uint8_t *neural_model,
+nh_status nhdb_text_parse(nhdb_fmt fmt, const char *line, size_t len, const uint8_t *neural_model,
                           nhdb_parsed *out, char *msg, size_t cap);
 
 /* Write one record in fmt (the CSV header is separate). Returns 0 or -1 on a write error. */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -815,10 +816,11 @@ static void test_upgrade_v1(void **state)
     nh_db *d = NULL;
     assert_int_equal(nh_db_open(db, NH_DB_OPEN_READONLY, NULL, &d, &err), NH_ERR_FORMAT);
     assert_non_null(strstr(err.msg, "nhdb upgrade"));
+    /* a set query cannot open: 2, as `nhash audit` */
     assert_int_equal(run_nhdb(NULL, NULL, "query", db, "--kind", "pdq",
                               "0000000000000000000000000000000000000000000000000000000000000000",
                               NULL),
-                     1);
+                     2);
     assert_int_equal(run_nhdb(NULL, NULL, "upgrade", db, NULL), 0);
     assert_verified(db);
     assert_int_equal(run_nhdb(NULL, NULL, "upgrade", db, NULL), 0); /* nothing left to do */
@@ -886,6 +888,36 @@ static void write_file(const char *path, const char *text)
     assert_non_null(f);
     fputs(text, f);
     fclose(f);
+}
+
+static void write_bytes(const char *path, const char *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static int exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+static void assert_contains(const char *file, const char *needle)
+{
+    char *e = slurp(file, NULL);
+    if (!strstr(e, needle))
+        fail_msg("%s lacks \"%s\": %.400s", file, needle, e);
+    free(e);
+}
+
+static void assert_lacks(const char *file, const char *needle)
+{
+    char *e = slurp(file, NULL);
+    if (strstr(e, needle))
+        fail_msg("%s holds \"%s\": %.400s", file, needle, e);
+    free(e);
 }
 
 static void write_neural_list(const char *path, size_t n, size_t first, const char *prefix)
@@ -1144,7 +1176,7 @@ static void test_cli_malformed_line(void **state)
     assert_non_null(strstr(e, "bad.txt:4:"));
     assert_non_null(strstr(e, "nothing imported"));
     free(e);
-    assert_int_equal(db_count(db), 0);
+    assert_false(exists(db)); /* nor is the set it would have created left behind */
     /* --skip-bad: the rest goes in, the bad line is still reported, exit status 1 */
     assert_int_equal(
         run_nhdb(NULL, errf, "import", db, in, "--model", "0000000000000001", "--skip-bad", NULL),
@@ -1221,6 +1253,373 @@ static void test_cli_merge(void **state)
     assert_int_equal(strncmp(x, y, strlen(x)), 0);
     free(x);
     free(y);
+    tdir_remove(&t);
+}
+
+/* ---- hostile input and unlucky operators (issue 18) ---- */
+
+/* A source over nh_db_add's 65,535 bytes in a later batch: the validation pass rejects the
+ * file whole (nothing committed, and a set that did not exist is not left behind); with
+ * --skip-bad the line is reported and skipped and the run goes on. 65,535 bytes pass. */
+static void test_cli_long_string(void **state)
+{
+    (void)state;
+    tdir t;
+    tdir_make(&t);
+    char db[300], in[300], one[300], errf[300];
+    path_in(db, sizeof db, &t, "db");
+    path_in(in, sizeof in, &t, "long.txt");
+    path_in(one, sizeof one, &t, "one.txt");
+    path_in(errf, sizeof errf, &t, "err");
+    rng = 18;
+    write_neural_list(in, 300, 0, "/a/");
+    FILE *f = fopen(in, "a");
+    assert_non_null(f);
+    fprintf(f, "74afaa222cbf971c26dd40cb /");
+    for (int i = 0; i < 70000; i++)
+        putc('x', f);
+    putc('\n', f);
+    fclose(f);
+    write_neural_list(one, 100, 300, "/a/");
+    char *tail = slurp(one, NULL);
+    f = fopen(in, "a");
+    fputs(tail, f);
+    fclose(f);
+    free(tail);
+    const char *model = "0000000000000001";
+    assert_int_equal(
+        run_nhdb(NULL, errf, "import", db, in, "--model", model, "--batch", "100", NULL), 1);
+    assert_contains(errf, "long.txt:301: source is 70001 bytes, over the limit of 65535");
+    assert_contains(errf, "nothing imported");
+    assert_false(exists(db)); /* the failed import created the set: it is gone again */
+    /* into an existing set: nothing of the file is committed */
+    write_file(one, "74afaa222cbf971c26dd40cd one.jpg\n");
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, one, "--model", model, NULL), 0);
+    assert_int_equal(
+        run_nhdb(NULL, errf, "import", db, in, "--model", model, "--batch", "100", NULL), 1);
+    assert_int_equal(db_count(db), 1);
+    /* --skip-bad: reported, skipped, the other 400 lines imported (exit 1: a bad line) */
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, in, "--model", model, "--batch", "100",
+                              "--skip-bad", NULL),
+                     1);
+    assert_contains(errf, "long.txt:301: source is 70001 bytes, over the limit of 65535 (skipped)");
+    assert_int_equal(db_count(db), 401);
+    assert_verified(db);
+    /* the limit itself is accepted, in every string */
+    f = fopen(one, "w");
+    assert_non_null(f);
+    fprintf(f, "74afaa222cbf971c26dd40ce /");
+    for (int i = 0; i < 65534; i++)
+        putc('y', f);
+    putc('\n', f);
+    fclose(f);
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, one, "--model", model, NULL), 0);
+    assert_int_equal(db_count(db), 402);
+    /* --label and --note over the limit are usage errors */
+    char *big = malloc(65537);
+    assert_non_null(big);
+    memset(big, 'z', 65536);
+    big[65536] = '\0';
+    assert_int_equal(
+        run_nhdb(NULL, errf, "import", db, one, "--model", model, "--label", big, NULL), 2);
+    assert_contains(errf, "--label is 65536 bytes, over the limit of 65535");
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, one, "--model", model, "--note", big, NULL),
+                     2);
+    assert_contains(errf, "--note is 65536 bytes");
+    free(big);
+    assert_int_equal(db_count(db), 402);
+    tdir_remove(&t);
+}
+
+/* A NUL byte inside a line (or a JSON "\u0000") is an error naming the line, in every
+ * format, never a path cut short; --skip-bad skips it and imports the rest. */
+static void test_cli_nul_in_line(void **state)
+{
+    (void)state;
+    static const char neural[] = "74afaa222cbf971c26dd40cb a.jpg\n"
+                                 "74afaa222cbf971c26dd40cc b.jpg\0.png\n";
+    static const char pdq[] =
+        "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22,50,a.jpg\n"
+        "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b23,50,b.jpg\0.png\n";
+    static const char jsonl[] =
+        "{\"kind\":\"pdq\",\"hash\":"
+        "\"f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22\","
+        "\"source\":\"a2.jpg\"}\n"
+        "{\"kind\":\"pdq\",\"hash\":"
+        "\"f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b23\","
+        "\"source\":\"b.jpg\\u0000.png\"}\n"
+        "{\"path\":\"b.jpg\\u0000.png\",\"xxh128\":\"000102030405060708090a0b0c0d0e0f\"}\n"
+        "{\"kind\":\"pdq\",\"hash\":"
+        "\"f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b24\","
+        "\"source\":\"b.jpg\0.png\"}\n"
+        "{\"kind\":\"pdq\\u0000x\",\"hash\":"
+        "\"f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b25\","
+        "\"source\":\"b.jpg\"}\n";
+    static const char csv[] =
+        "kind,model,hash,digest,quality,source,label,note,added\n"
+        "pdq,,f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22,,50,a3.jpg,,,1\n"
+        "pdq,,f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b23,,50,b.jpg\0.png,,,"
+        "1\n"
+        "pdq,,f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b24,,50,c.jpg,,,"
+        "1\0junk\n";
+    static const struct {
+        const char *name, *fmt, *data;
+        size_t n;
+        const char *errs[4];
+    } cases[] = {
+        {"nul.txt", "neural", neural, sizeof neural - 1, {"nul.txt:2: a NUL byte at column 31"}},
+        {"nul.pdq", "pdq", pdq, sizeof pdq - 1, {"nul.pdq:2: a NUL byte at column 74"}},
+        {"nul.jsonl",
+         "jsonl",
+         jsonl,
+         sizeof jsonl - 1,
+         {"nul.jsonl:2: source holds a NUL character", "nul.jsonl:3: path holds a NUL character",
+          "nul.jsonl:4: a NUL byte at column", "nul.jsonl:5: kind holds a NUL character"}},
+        {"nul.csv",
+         "csv",
+         csv,
+         sizeof csv - 1,
+         {"nul.csv:3: a NUL byte at column 80", "nul.csv:4: a NUL byte at column 84"}},
+    };
+    tdir t;
+    tdir_make(&t);
+    char db[300], in[300], errf[300], out[300];
+    path_in(db, sizeof db, &t, "db");
+    path_in(errf, sizeof errf, &t, "err");
+    path_in(out, sizeof out, &t, "out");
+    assert_int_equal(run_nhdb(NULL, errf, "create", db, NULL), 0);
+    uint64_t count = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        path_in(in, sizeof in, &t, cases[i].name);
+        write_bytes(in, cases[i].data, cases[i].n);
+        /* by format and by sniffing */
+        for (int sniff = 0; sniff < 2; sniff++) {
+            assert_int_equal(run_nhdb(NULL, errf, "import", db, in, "--model", "0000000000000001",
+                                      "--format", sniff ? "auto" : cases[i].fmt, NULL),
+                             1);
+            for (int k = 0; k < 4 && cases[i].errs[k]; k++)
+                assert_contains(errf, cases[i].errs[k]);
+            assert_contains(errf, "nothing imported");
+            assert_int_equal(db_count(db), count);
+        }
+        assert_int_equal(run_nhdb(NULL, errf, "import", db, in, "--model", "0000000000000001",
+                                  "--format", cases[i].fmt, "--skip-bad", NULL),
+                         1);
+        for (int k = 0; k < 4 && cases[i].errs[k]; k++)
+            assert_contains(errf, cases[i].errs[k]);
+        count += 1; /* the a*.jpg line only */
+        assert_int_equal(db_count(db), count);
+    }
+    /* no entry carries a path cut at the NUL */
+    assert_int_equal(run_nhdb(out, errf, "export", db, NULL), 0);
+    assert_lacks(out, "b.jpg");
+    assert_lacks(out, "c.jpg");
+    tdir_remove(&t);
+}
+
+/* Numeric options take digits only, within their range: exit 2 and a message naming the
+ * option, for garbage, negatives, exponents and overflow. */
+static void test_cli_numeric_options(void **state)
+{
+    (void)state;
+    tdir t;
+    tdir_make(&t);
+    char db[300], in[300], errf[300];
+    path_in(db, sizeof db, &t, "db");
+    path_in(in, sizeof in, &t, "in.txt");
+    path_in(errf, sizeof errf, &t, "err");
+    write_file(in, "74afaa222cbf971c26dd40cb a.jpg\n");
+    static const char *const bad[] = {"-1",
+                                      "1e9",
+                                      "abc",
+                                      "",
+                                      " 5",
+                                      "+5",
+                                      "5x",
+                                      "0x10",
+                                      "18446744073709551616",
+                                      "99999999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(run_nhdb(NULL, errf, "import", db, in, "--model", "0000000000000001",
+                                  "--batch", bad[i], NULL),
+                         2);
+        assert_contains(errf, "nhdb: --batch takes an integer 1..100000000, not '");
+        assert_int_equal(run_nhdb(NULL, errf, "create", db, "--neural-substrings", bad[i], NULL),
+                         2);
+        assert_contains(errf, "nhdb: --neural-substrings takes an integer 3..32");
+        assert_int_equal(
+            run_nhdb(NULL, errf, "query", db, "--radius", bad[i], "74afaa222cbf971c26dd40cb", NULL),
+            2);
+        assert_contains(errf, "nhdb: --radius takes an integer 0..1000000000");
+        assert_int_equal(
+            run_nhdb(NULL, errf, "query", db, "--k", bad[i], "74afaa222cbf971c26dd40cb", NULL), 2);
+        assert_contains(errf, "nhdb: --k takes an integer");
+    }
+    /* out of range (0 used to take the default silently; 33 and 65 failed only at open) */
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, in, "--batch", "0", NULL), 2);
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, in, "--batch", "100000001", NULL), 2);
+    assert_int_equal(run_nhdb(NULL, errf, "create", db, "--neural-substrings", "0", NULL), 2);
+    assert_int_equal(run_nhdb(NULL, errf, "create", db, "--neural-substrings", "33", NULL), 2);
+    assert_int_equal(run_nhdb(NULL, errf, "create", db, "--pdq-substrings", "7", NULL), 2);
+    assert_int_equal(run_nhdb(NULL, errf, "create", db, "--pdq-substrings", "65", NULL), 2);
+    assert_contains(errf, "nhdb: --pdq-substrings takes an integer 8..64, not '65'");
+    assert_int_equal(
+        run_nhdb(NULL, errf, "query", db, "--k", "1000000001", "74afaa222cbf971c26dd40cb", NULL),
+        2);
+    assert_false(exists(db)); /* no usage error created anything */
+    /* the bounds themselves are accepted */
+    assert_int_equal(run_nhdb(NULL, errf, "create", db, "--neural-substrings", "32",
+                              "--pdq-substrings", "8", NULL),
+                     0);
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, in, "--model", "0000000000000001",
+                              "--batch", "100000000", NULL),
+                     0);
+    assert_int_equal(run_nhdb(NULL, errf, "query", db, "--radius", "0", "--k", "1000000000",
+                              "74afaa222cbf971c26dd40cb", NULL),
+                     0);
+    tdir_remove(&t);
+}
+
+/* `nhdb query` on a set it cannot open exits 2, as `nhash audit` does (host/cli_audit.c). */
+static void test_cli_query_missing_set(void **state)
+{
+    (void)state;
+    tdir t;
+    tdir_make(&t);
+    char db[300], errf[300], file[300];
+    path_in(db, sizeof db, &t, "none");
+    path_in(errf, sizeof errf, &t, "err");
+    path_in(file, sizeof file, &t, "file");
+    assert_int_equal(run_nhdb(NULL, errf, "query", db, "74afaa222cbf971c26dd40cb", NULL), 2);
+    assert_contains(errf, "no database");
+    assert_false(exists(db));
+    write_file(file, "not a set\n");
+    assert_int_equal(run_nhdb(NULL, errf, "query", file, "74afaa222cbf971c26dd40cb", NULL), 2);
+    tdir_remove(&t);
+}
+
+/* A failed import leaves no empty set behind where there was none; a directory that was
+ * there stays (emptied of what the import made), and a set that existed stays as it was. */
+static void test_cli_failed_import_no_empty_set(void **state)
+{
+    (void)state;
+    tdir t;
+    tdir_make(&t);
+    char db[300], bad[300], mixed[300], good[300], errf[300], missing[300];
+    path_in(db, sizeof db, &t, "db");
+    path_in(bad, sizeof bad, &t, "bad.txt");
+    path_in(mixed, sizeof mixed, &t, "mixed.txt");
+    path_in(good, sizeof good, &t, "good.txt");
+    path_in(errf, sizeof errf, &t, "err");
+    path_in(missing, sizeof missing, &t, "missing.txt");
+    write_file(bad, "74afaa222cbf971c26dd40cz a.jpg\n74afaa222cbf971c26dd40cy b.jpg\n");
+    write_file(mixed, "74afaa222cbf971c26dd40cz a.jpg\n74afaa222cbf971c26dd40cb b.jpg\n");
+    write_file(good, "74afaa222cbf971c26dd40cb b.jpg\n");
+    const char *m = "0000000000000001";
+    /* every line bad: by default, and with --skip-bad */
+    assert_int_equal(
+        run_nhdb(NULL, errf, "import", db, bad, "--model", m, "--format", "neural", NULL), 1);
+    assert_false(exists(db));
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, bad, "--model", m, "--format", "neural",
+                              "--skip-bad", NULL),
+                     1);
+    assert_false(exists(db));
+    /* a neural list without its model; an input that is not there */
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, good, NULL), 1);
+    assert_contains(errf, "needs --model");
+    assert_false(exists(db));
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, missing, "--model", m, NULL), 1);
+    assert_false(exists(db));
+    /* a directory that was there stays, empty */
+    assert_int_equal(mkdir(db, 0775), 0);
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, good, NULL), 1);
+    assert_true(exists(db));
+    char f[400];
+    snprintf(f, sizeof f, "%s/data.mdb", db);
+    assert_false(exists(f));
+    snprintf(f, sizeof f, "%s/lock.mdb", db);
+    assert_false(exists(f));
+    assert_int_equal(rmdir(db), 0);
+    /* a failed import that committed something keeps it */
+    assert_int_equal(run_nhdb(NULL, errf, "import", db, mixed, "--model", m, "--format", "neural",
+                              "--skip-bad", NULL),
+                     1);
+    assert_int_equal(db_count(db), 1);
+    /* an existing set, even an empty one, is never removed */
+    path_in(db, sizeof db, &t, "empty");
+    assert_int_equal(run_nhdb(NULL, errf, "create", db, NULL), 0);
+    assert_int_equal(
+        run_nhdb(NULL, errf, "import", db, bad, "--model", m, "--format", "neural", NULL), 1);
+    assert_int_equal(db_count(db), 0);
+    assert_verified(db);
+    tdir_remove(&t);
+}
+
+/* A full disk (a 24 MiB tmpfs; needs root, else skipped) stops an import with "no space
+ * left on device" and exit status 1; the batches committed before it stay, verify, and are
+ * the list's first lines; a second run resumes after them and stops the same way. */
+static void test_cli_disk_full(void **state)
+{
+    (void)state;
+    tdir t;
+    tdir_make(&t);
+    char mnt[300], db[300], in[300], errf[300], out[300], want[300];
+    path_in(mnt, sizeof mnt, &t, "mnt");
+    path_in(db, sizeof db, &t, "mnt/db");
+    path_in(in, sizeof in, &t, "list.txt");
+    path_in(errf, sizeof errf, &t, "err");
+    path_in(out, sizeof out, &t, "out.txt");
+    path_in(want, sizeof want, &t, "want.txt");
+    assert_int_equal(mkdir(mnt, 0755), 0);
+    if (mount("tmpfs", mnt, "tmpfs", 0, "size=24m") != 0) {
+        print_message("skipped: cannot mount a small tmpfs to fill (%s); run as root\n",
+                      strerror(errno));
+        tdir_remove(&t);
+        skip();
+    }
+    rng = 6;
+    write_neural_list(in, 60000, 0, "/some/longer/path/to/a/file/number/");
+    int rc = run_nhdb(NULL, errf, "import", db, in, "--model", "0000000000000001", "--batch", "500",
+                      NULL);
+    char *e = slurp(errf, NULL);
+    print_message("%s", e);
+    uint64_t n = db_count(db);
+    int rc2 = -1;
+    char *e2 = NULL;
+    if (n > 0) {
+        /* resumes after the committed lines, and stops again */
+        rc2 = run_nhdb(NULL, errf, "import", db, in, "--model", "0000000000000001", "--batch",
+                       "500", NULL);
+        e2 = slurp(errf, NULL);
+        assert_int_equal(run_nhdb(out, NULL, "export", db, "--format", "neural", NULL), 0);
+    }
+    uint64_t n2 = db_count(db);
+    int verified = run_nhdb(NULL, NULL, "verify", db, NULL);
+    assert_int_equal(umount2(mnt, MNT_DETACH), 0);
+    assert_int_equal(verified, 0);
+    print_message("disk full after %llu entries (a second run: %llu)\n", (unsigned long long)n,
+                  (unsigned long long)n2);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(e, "commit: no space left on device"));
+    assert_null(strstr(e, "Input/output error"));
+    assert_non_null(strstr(e, "entries this run committed before the error are kept"));
+    assert_true(n > 0 && n < 60000 && n % 500 == 0);
+    assert_int_equal(rc2, 1);
+    char resumed[64];
+    snprintf(resumed, sizeof resumed, "resuming at line %llu", (unsigned long long)n + 1);
+    assert_non_null(strstr(e2, resumed));
+    assert_non_null(strstr(e2, "no space left on device"));
+    assert_true(n2 >= n && n2 % 500 == 0);
+    /* what was committed is the list's first n2 lines */
+    char *list = slurp(in, NULL), *p = list;
+    for (uint64_t i = 0; i < n2; i++)
+        p = strchr(p, '\n') + 1;
+    *p = '\0';
+    write_file(want, list);
+    free(list);
+    assert_files_equal(out, want);
+    free(e);
+    free(e2);
     tdir_remove(&t);
 }
 
@@ -1374,6 +1773,12 @@ int main(void)
         cmocka_unit_test(test_cli_neural_widths),
         cmocka_unit_test(test_cli_malformed_line),
         cmocka_unit_test(test_cli_merge),
+        cmocka_unit_test(test_cli_long_string),
+        cmocka_unit_test(test_cli_nul_in_line),
+        cmocka_unit_test(test_cli_numeric_options),
+        cmocka_unit_test(test_cli_query_missing_set),
+        cmocka_unit_test(test_cli_failed_import_no_empty_set),
+        cmocka_unit_test(test_cli_disk_full),
         cmocka_unit_test(test_kill_during_import),
         cmocka_unit_test(test_readers_during_write),
     };

@@ -41,8 +41,9 @@ extern "C" {
 #endif
 
 #define NH_DB_SCHEMA_VERSION 2
-#define NH_DB_HASH_MAX NH_HASH_MAX_BYTES /* bytes of the longest hash (1024-bit neural) */
+#define NH_DB_HASH_MAX 32 /* bytes of the longest hash a set stores (PDQ; neural up to 256 bits) */
 #define NH_DB_DIGEST_BYTES 16 /* xxh128 */
+#define NH_DB_STR_MAX 65535u /* bytes of the longest source, label or note (nh_db_add) */
 
 typedef struct nh_db nh_db;
 typedef struct nh_db_reader nh_db_reader;
@@ -131,7 +132,9 @@ nh_status nh_db_get_progress(nh_db *db, const char *job, void *buf, size_t cap, 
  * of new entries, *skipped the number already present (same kind, hash and source) in the
  * database or earlier in the batch. Grows the map and retries on MDB_MAP_FULL (refused with
  * NH_ERR_DB while a reader of this process is open, since LMDB cannot remap under it). On
- * failure the batch is discarded and the database is unchanged.
+ * failure the batch is discarded and the database is unchanged (as of the last commit). A
+ * full disk is NH_ERR_IO, "no space left on device", with LMDB's rc (ENOSPC, or EIO for a
+ * write that came up short while the file system is full) as the foreign code.
  */
 nh_status nh_db_batch_commit(nh_db *db, uint64_t *added, uint64_t *skipped, nh_error *err);
 /* Discard the open batch, if any. */
