@@ -59,6 +59,17 @@ static double run_cmd(const char *cmd)
     return t;
 }
 
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: nhbench-decode [--runs N] [--threads N] [--size N] FILE_OR_DIR...\n\n"
+               "Decode throughput of nhash's compat and fast modes beside vipsthumbnail on the\n"
+               "same files (median of N runs, images/s and source MP/s).\n\n"
+               "  --runs N      timed runs per contender (default 5)\n"
+               "  --threads N   decode workers (default: all cores)\n"
+               "  --size N      target size N x N (default 360)\n"
+               "  -h, --help    this help\n");
+}
+
 int main(int argc, char **argv)
 {
     int runs = 5, threads = 0, size = 360;
@@ -70,8 +81,11 @@ int main(int argc, char **argv)
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--size") && i + 1 < argc)
             size = atoi(argv[++i]);
-        else {
-            fprintf(stderr, "usage: nhbench-decode [--runs N] [--threads N] [--size N] FILE_OR_DIR...\n");
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
             return 2;
         }
     }

@@ -71,6 +71,24 @@ static double time_ort(const char *onnx, size_t batch, int threads, int runs)
     return sec;
 }
 
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: nhbench-net [--model M.nhm] [--onnx M.onnx] [--threads N] [--runs N] "
+            "[--batches 1,8,32] [--no-ref] [--no-ort]\n\n"
+            "Network-only images/s of the OpenCL runner and the C reference beside\n"
+            "onnxruntime-node on the same model and thread count.\n\n"
+            "  --model M.nhm     nhash's model (default models/nh_test.nhm)\n"
+            "  --onnx M.onnx     onnxruntime's model (default models/nh_test.onnx; skipped when\n"
+            "                    missing)\n"
+            "  --threads N       threads for onnxruntime and PoCL (default 2)\n"
+            "  --runs N          timed runs (default 5)\n"
+            "  --batches LIST    batch sizes, comma-separated, up to 8 (default 1,8,32)\n"
+            "  --no-ref          skip the C reference\n"
+            "  --no-ort          skip onnxruntime\n"
+            "  -h, --help        this help\n");
+}
+
 int main(int argc, char **argv)
 {
     const char *onnx = NH_SOURCE_DIR "/models/nh_test.onnx";
@@ -97,10 +115,11 @@ int main(int argc, char **argv)
             do_ref = 0;
         else if (!strcmp(argv[i], "--no-ort"))
             do_ort = 0;
-        else {
-            fprintf(stderr,
-                    "usage: nhbench-net [--model M.nhm] [--onnx M.onnx] [--threads N] [--runs N] "
-                    "[--batches 1,8,32] [--no-ref] [--no-ort]\n");
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
             return 2;
         }
     }

@@ -290,6 +290,24 @@ static void run(const char *dir, unsigned bits, size_t n, size_t nq, int use_fai
         fprintf(stderr, "nhbench-db: could not remove %s\n", path);
 }
 
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: nhbench-db [--sizes N,N] [--bits 96,256] [--queries Q] [--dir DIR] "
+               "[--batch N] [--keep] [--no-faiss] [--faiss-mh-max N]\n\n"
+               "nhdb build rate and query latency: multi-index hashing against the linear scan\n"
+               "and (when built with FAISS) IndexBinaryFlat and IndexBinaryMultiHash, on\n"
+               "synthetic clustered hashes, single-threaded and seeded.\n\n"
+               "  --sizes LIST       set sizes, comma-separated (default 1000000,10000000)\n"
+               "  --bits LIST        hash widths, comma-separated (default 96,256)\n"
+               "  --queries Q        queries per radius (default 200, at least 2)\n"
+               "  --dir DIR          where the databases are built (default /tmp)\n"
+               "  --batch N          entries per build transaction (default: all in one)\n"
+               "  --keep             keep the databases\n"
+               "  --no-faiss         skip the FAISS peers\n"
+               "  --faiss-mh-max N   skip IndexBinaryMultiHash above N entries\n"
+               "  -h, --help         this help\n");
+}
+
 int main(int argc, char **argv)
 {
     const char *sizes = "1000000,10000000", *bitlist = "96,256", *dir = "/tmp";
@@ -312,9 +330,11 @@ int main(int argc, char **argv)
             keep_db = 1;
         else if (strcmp(argv[i], "--no-faiss") == 0)
             use_faiss = 0;
-        else {
-            fprintf(stderr, "usage: nhbench-db [--sizes N,N] [--bits 96,256] [--queries Q] "
-                            "[--dir DIR] [--batch N] [--keep] [--no-faiss] [--faiss-mh-max N]\n");
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
             return 2;
         }
     }

@@ -165,6 +165,16 @@ static void bench_all(struct ctx *c, int runs, double *wall, double *cpu)
     }
 }
 
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: nhbench-pdq [--runs N] [--batch N] FILE_OR_DIR...\n\n"
+               "PDQ images/s end to end (decode + hash) against decode alone, C and OpenCL,\n"
+               "reference and fast input paths, one thread; and whether OpenCL gave C's bits.\n\n"
+               "  --runs N     timed runs per contender (default 5)\n"
+               "  --batch N    images per OpenCL batch, 1..1024 (default 32)\n"
+               "  -h, --help   this help\n");
+}
+
 int main(int argc, char **argv)
 {
     int runs = 5;
@@ -176,13 +186,21 @@ int main(int argc, char **argv)
             runs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
             batch = (size_t)atoi(argv[++i]);
-        else
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            free(args);
+            usage(stdout);
+            return 0;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            free(args);
+            usage(stderr);
+            return 2;
+        } else
             args[nargs++] = argv[i];
     }
     files = nh_bench_files(args, nargs, 0, 0, &nfiles);
     free(args);
     if (!nfiles || runs < 1 || batch < 1 || batch > 1024) {
-        fprintf(stderr, "usage: nhbench-pdq [--runs N] [--batch N<=1024] FILE_OR_DIR...\n");
+        usage(stderr);
         return 2;
     }
     struct ctx c = {0};

@@ -255,6 +255,20 @@ static void svg_roc(const char *path, const struct algo *a, double (*roc)[NT][10
     fclose(f);
 }
 
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: nhbench-quality [--model M.nhm]... [--mirror] [--no-pdq] [--max N] "
+               "[--out DIR] PHOTO_DIR\n\n"
+               "Robustness of each hash per transform of the photos in PHOTO_DIR: distances,\n"
+               "recall at FPR 1e-4 and 1e-6, ROC curves (OUT/quality.json, OUT/roc_*.svg).\n\n"
+               "  --model M.nhm   a neural model to compare (repeat for up to 8)\n"
+               "  --mirror        also report each model with mirror queries\n"
+               "  --no-pdq        leave PDQ out\n"
+               "  --max N         at most N photos (default 200)\n"
+               "  --out DIR       results folder (default bench-quality)\n"
+               "  -h, --help      this help\n");
+}
+
 int main(int argc, char **argv)
 {
     const char *models[8];
@@ -273,13 +287,16 @@ int main(int argc, char **argv)
             max = (size_t)atol(argv[++i]);
         else if (!strcmp(argv[i], "--out") && i + 1 < argc)
             outdir = argv[++i];
-        else {
-            fprintf(stderr, "usage: nhbench-quality [--model M.nhm]... [--mirror] [--no-pdq] [--max N] [--out DIR] PHOTO_DIR\n");
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
             return 2;
         }
     }
     if (i != argc - 1) {
-        fprintf(stderr, "usage: nhbench-quality [--model M.nhm]... [--mirror] [--no-pdq] [--max N] [--out DIR] PHOTO_DIR\n");
+        usage(stderr);
         return 2;
     }
     if (VIPS_INIT(argv[0]))

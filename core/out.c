@@ -100,9 +100,17 @@ void nh_csv_field(FILE *f, const char *s)
     fputc('"', f);
 }
 
+static int is_control(unsigned char c)
+{
+    return c < 0x20 || c == 0x7f;
+}
+
 int nh_text_path_needs_escape(const char *s)
 {
-    return strpbrk(s, "\\\n\r") != NULL;
+    for (const unsigned char *u = (const unsigned char *)s; *u; u++)
+        if (*u == '\\' || is_control(*u))
+            return 1;
+    return 0;
 }
 
 void nh_text_path(FILE *f, const char *s, int escape)
@@ -111,15 +119,18 @@ void nh_text_path(FILE *f, const char *s, int escape)
         fputs(s, f);
         return;
     }
-    for (; *s; s++) {
-        if (*s == '\\')
-            fputs("\\\\", f);
-        else if (*s == '\n')
-            fputs("\\n", f);
-        else if (*s == '\r')
-            fputs("\\r", f);
-        else
-            fputc(*s, f);
+    for (const unsigned char *u = (const unsigned char *)s; *u; u++) {
+        switch (*u) {
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        default:
+            if (is_control(*u))
+                fprintf(f, "\\x%02x", *u);
+            else
+                fputc(*u, f);
+        }
     }
 }
 

@@ -7,7 +7,9 @@
  * An archive is one PATH argument (a folder, a file, or '-' for a stdin list).
  */
 #include <getopt.h>
+#include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,21 +63,14 @@ static void usage(FILE *f)
             "  --allow-untrusted, --max-pixels, --pdq-backend   as in `nhash hash`\n\n"
             "Exit status: 0 no archive reached the threshold and every file was read, 1 some\n"
             "files failed, 3 an archive reached the threshold (wins over 1), 2 usage or set-up\n"
-            "error, 130 interrupted.\n",
+            "error, 130 interrupted by Ctrl-C, 143 by SIGTERM (either, once or again, finishes\n"
+            "the batch in flight and writes out its matches and the archive's summary, marked\n"
+            "\"interrupted\").\n",
             DEFAULT_RADIUS_NEURAL, DEFAULT_RADIUS_PDQ, DEFAULT_THRESHOLD);
 }
 
+/* The signal that asked to stop (SIGINT, SIGTERM), 0 while none has. */
 static volatile sig_atomic_t g_stop;
-
-static void on_sigint(int sig)
-{
-    (void)sig;
-    if (g_stop) {
-        signal(SIGINT, SIG_DFL);
-        raise(SIGINT);
-    }
-    g_stop = 1;
-}
 
 struct audit_ctx {
     nh_db_reader *rd;
@@ -87,6 +82,7 @@ struct audit_ctx {
     const nh_record *cur;
     nh_error err;
     int fatal;
+    int out_errno;           /* writing stdout failed with this errno */
 };
 
 static void json_archive_path(struct audit_ctx *c, const char *path)
@@ -158,7 +154,11 @@ static int on_record(const nh_record *r, void *user)
         return 1;
     }
     nh_match_tally_add(&c->tally, r, n, reliable);
-    return ferror(stdout) ? 1 : 0;
+    if (ferror(stdout)) {
+        c->out_errno = errno ? errno : EIO;
+        return 1;
+    }
+    return 0;
 }
 
 int nh_cli_audit(int argc, char **argv)
@@ -170,6 +170,7 @@ int nh_cli_audit(int argc, char **argv)
     unsigned r_neural = DEFAULT_RADIUS_NEURAL, r_pdq = DEFAULT_RADIUS_PDQ;
     size_t threshold = DEFAULT_THRESHOLD;
     int csv = 0, nul = 0;
+    unsigned long long num = 0;
     static const struct option lo[] = {
         {"db", required_argument, 0, 'S'},          {"algo", required_argument, 0, 'a'},
         {"model", required_argument, 0, 'm'},       {"radius-neural", required_argument, 0, 'n'},
@@ -194,9 +195,22 @@ int nh_cli_audit(int argc, char **argv)
             }
             break;
         case 'm': o.model_path = optarg; break;
-        case 'n': r_neural = (unsigned)atoi(optarg); break;
-        case 'p': r_pdq = (unsigned)atoi(optarg); break;
-        case 'T': threshold = (size_t)atol(optarg); break;
+        case 'n':
+            if (nh_cli_parse_uint("nhash audit", "--radius-neural", optarg, 0,
+                                  8 * NH_HASH_MAX_BYTES, &num))
+                return 2;
+            r_neural = (unsigned)num;
+            break;
+        case 'p':
+            if (nh_cli_parse_uint("nhash audit", "--radius-pdq", optarg, 0, 256, &num))
+                return 2;
+            r_pdq = (unsigned)num;
+            break;
+        case 'T':
+            if (nh_cli_parse_uint("nhash audit", "--threshold", optarg, 1, SIZE_MAX, &num))
+                return 2;
+            threshold = (size_t)num;
+            break;
         case 'f':
             if (!strcmp(optarg, "csv"))
                 csv = 1;
@@ -206,14 +220,35 @@ int nh_cli_audit(int argc, char **argv)
             }
             break;
         case '0': nul = 1; break;
-        case 'b': o.batch = (size_t)atol(optarg); break;
-        case 't': o.threads = atoi(optarg); break;
+        case 'b':
+            if (nh_cli_parse_uint("nhash audit", "--batch", optarg, 1, 1024, &num))
+                return 2;
+            o.batch = (size_t)num;
+            break;
+        case 't':
+            if (nh_cli_parse_uint("nhash audit", "--threads", optarg, 0, 4096, &num))
+                return 2;
+            o.threads = (int)num;
+            break;
         case 'B': o.backend = optarg; break;
         case 'P': o.cl_platform = optarg; break;
         case 'D': o.cl_device = optarg; break;
-        case 'd': o.decode.mode = !strcmp(optarg, "fast") ? NH_DECODE_FAST : NH_DECODE_COMPAT; break;
+        case 'd':
+            if (!strcmp(optarg, "compat"))
+                o.decode.mode = NH_DECODE_COMPAT;
+            else if (!strcmp(optarg, "fast"))
+                o.decode.mode = NH_DECODE_FAST;
+            else {
+                fprintf(stderr, "nhash audit: unknown --decode '%s'\n", optarg);
+                return 2;
+            }
+            break;
         case 'u': o.decode.allow_untrusted = 1; break;
-        case 'x': o.decode.max_pixels = strtoull(optarg, NULL, 10); break;
+        case 'x':
+            if (nh_cli_parse_uint("nhash audit", "--max-pixels", optarg, 1, ~0ULL, &num))
+                return 2;
+            o.decode.max_pixels = num;
+            break;
         case 'R': o.pdq_dihedral = 1; break;
         case 'M': o.neural_mirror = 1; break;
         case 'Q':
@@ -228,10 +263,6 @@ int nh_cli_audit(int argc, char **argv)
     }
     if (!db_dir || optind >= argc) {
         usage(stderr);
-        return 2;
-    }
-    if (r_neural > 8 * NH_HASH_MAX_BYTES || r_pdq > 256 || o.batch > 1024) {
-        fprintf(stderr, "nhash audit: radius or batch out of range\n");
         return 2;
     }
     nh_error err;
@@ -306,15 +337,7 @@ int nh_cli_audit(int argc, char **argv)
     if (csv)
         printf("archive,path,kind,distance,entry_id,entry_source,entry_label,entry_note,"
                "entry_added,unreliable,variant\n");
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigaction(SIGINT, &sa, &old);
-    /* A parent may have blocked SIGINT (some job runners do): take it back. */
-    sigset_t intset;
-    sigemptyset(&intset);
-    sigaddset(&intset, SIGINT);
-    sigprocmask(SIG_UNBLOCK, &intset, NULL);
+    nh_cli_signals_install(&g_stop);
     int any_threshold = 0, any_failed = 0;
     for (int a = optind; a < argc && !g_stop; a++) {
         struct audit_ctx c;
@@ -351,7 +374,13 @@ int nh_cli_audit(int argc, char **argv)
                    reached ? "true" : "false", r_neural, r_pdq,
                    st == NH_ERR_INTERRUPTED ? ",\"interrupted\":true" : "");
         }
-        fflush(stdout);
+        if ((fflush(stdout) != 0 || ferror(stdout)) && !c.out_errno)
+            c.out_errno = errno ? errno : EIO;
+        if (c.out_errno) {
+            fprintf(stderr, "nhash audit: cannot write the records: %s\n", strerror(c.out_errno));
+            rc = 2;
+            break;
+        }
         if (c.fatal) {
             fprintf(stderr, "nhash audit: %s\n", nh_error_format(&c.err, eb, sizeof eb));
             rc = 2;
@@ -363,9 +392,11 @@ int nh_cli_audit(int argc, char **argv)
             break;
         }
     }
-    sigaction(SIGINT, &old, NULL);
+    if (!rc && g_stop)
+        fprintf(stderr, "nhash audit: interrupted by %s: the batch in flight was finished and "
+                        "written out\n", g_stop == SIGTERM ? "SIGTERM" : "SIGINT");
     if (!rc)
-        rc = g_stop ? 130 : any_threshold ? 3 : any_failed ? 1 : 0;
+        rc = g_stop ? 128 + (int)g_stop : any_threshold ? 3 : any_failed ? 1 : 0;
     nh_pipeline_destroy(p);
     nh_cli_db_close(db);
     return rc;

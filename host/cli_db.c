@@ -149,6 +149,12 @@ nh_status nh_cli_db_flush(nh_cli_db *d, uint64_t *added, uint64_t *dupes, nh_err
     return NH_OK;
 }
 
+void nh_cli_db_committed(const nh_cli_db *d, uint64_t *added, uint64_t *dupes)
+{
+    *added = d->added;
+    *dupes = d->dupes;
+}
+
 nh_status nh_cli_db_add(nh_cli_db *d, const nh_record *r, const char *label, const char *note,
                         nh_error *err)
 {

@@ -27,6 +27,10 @@ nh_status nh_cli_db_add(nh_cli_db *d, const nh_record *r, const char *label, con
                         nh_error *err);
 nh_status nh_cli_db_flush(nh_cli_db *d, uint64_t *added, uint64_t *dupes, nh_error *err);
 
+/* Entries added and duplicates found by the batches committed so far (after a failed add or
+ * commit: what the set keeps). */
+void nh_cli_db_committed(const nh_cli_db *d, uint64_t *added, uint64_t *dupes);
+
 /* Which kinds the set holds, as NH_KIND_BIT(type): neural when it holds hashes of this
  * model, pdq, digest. *other_models: neural kinds of other models present. */
 unsigned nh_cli_db_kinds(nh_cli_db *d, size_t *other_models);

@@ -3,6 +3,7 @@
  * PDQ and/or file digests; one record per file on stdout, errors on stderr (and as error
  * records in JSONL), a progress line on a terminal.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,18 +21,8 @@ int nh_cli_hash(int argc, char **argv);
 
 enum out_format { OUT_HEX, OUT_BASE64, OUT_JSONL, OUT_CSV };
 
+/* The signal that asked to stop (SIGINT, SIGTERM), 0 while none has. */
 static volatile sig_atomic_t g_stop;
-
-static void on_sigint(int sig)
-{
-    (void)sig;
-    if (g_stop) {
-        /* Second Ctrl-C: stop now. */
-        signal(SIGINT, SIG_DFL);
-        raise(SIGINT);
-    }
-    g_stop = 1;
-}
 
 struct hash_ctx {
     enum out_format fmt;
@@ -45,8 +36,9 @@ struct hash_ctx {
     char fingerprint[17];
     nh_cli_db *db;
     const char *label, *note;
-    int db_failed;
+    int db_failed;           /* the set refused an add or a commit: db_err says why */
     nh_error db_err;
+    int out_errno;           /* writing stdout failed with this errno */
 };
 
 static void print_hash(FILE *f, const uint8_t *h, size_t n, enum out_format fmt)
@@ -187,8 +179,11 @@ static int on_record(const nh_record *r, void *user)
         return 1;
     }
     /* Each record leaves at once: a consumer downstream (or a kill) sees whole records. */
-    fflush(stdout);
-    return ferror(stdout) ? 1 : 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        c->out_errno = errno ? errno : EIO;
+        return 1;
+    }
+    return 0;
 }
 
 static void usage(FILE *f)
@@ -224,11 +219,15 @@ static void usage(FILE *f)
             "                      are computed) are skipped, so a re-run resumes an interrupted\n"
             "                      build\n"
             "  --label L, --note N label and note stored with each entry\n\n"
-            "hex/base64 lines: [NEURAL] [PDQ QUALITY] [XXH128]  PATH (a path with a newline\n"
-            "or backslash is escaped and the line starts with '\\', as sha256sum does).\n"
-            "csv columns: path,neural,pdq,pdq_quality,xxh128,error.\n"
-            "Exit status: 0 all files hashed, 1 some failed, 2 usage or set-up error,\n"
-            "130 interrupted (Ctrl-C finishes the batch in flight and flushes it).\n");
+            "hex/base64 lines: [NEURAL] [PDQ QUALITY] [XXH128]  PATH. A path with a backslash\n"
+            "or any control character is escaped and its line starts with '\\', as sha256sum\n"
+            "does: \\\\ \\n \\r \\t, and \\xHH for the other bytes 0x00-0x1f and 0x7f.\n"
+            "jsonl escapes every control character (\\uXXXX); csv columns\n"
+            "path,neural,pdq,pdq_quality,xxh128,error keep a path's exact bytes, RFC 4180-quoted.\n"
+            "Exit status: 0 all files hashed, 1 some failed, 2 usage, set-up, output or database\n"
+            "error (a full disk: what was committed stays), 130 interrupted by Ctrl-C, 143 by\n"
+            "SIGTERM (either, once or again, finishes the batch in flight, writes it out and\n"
+            "commits it with --db).\n");
 }
 
 /* Count files under the arguments when no stdin list is involved, for the ETA. */
@@ -271,6 +270,7 @@ int nh_cli_hash(int argc, char **argv)
         {"note", required_argument, 0, 'N'},   {"pdq-backend", required_argument, 0, 'Q'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     const char *db_dir = NULL;
+    unsigned long long num = 0;
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "0h", lo, NULL)) != -1) {
@@ -298,13 +298,15 @@ int nh_cli_hash(int argc, char **argv)
             break;
         case '0': nul = 1; break;
         case 'b':
-            o.batch = (size_t)atol(optarg);
-            if (o.batch < 1 || o.batch > 1024) {
-                fprintf(stderr, "nhash hash: --batch must be 1..1024\n");
+            if (nh_cli_parse_uint("nhash hash", "--batch", optarg, 1, 1024, &num))
                 return 2;
-            }
+            o.batch = (size_t)num;
             break;
-        case 't': o.threads = atoi(optarg); break;
+        case 't':
+            if (nh_cli_parse_uint("nhash hash", "--threads", optarg, 0, 4096, &num))
+                return 2;
+            o.threads = (int)num;
+            break;
         case 'B': o.backend = optarg; break;
         case 'P': o.cl_platform = optarg; break;
         case 'D': o.cl_device = optarg; break;
@@ -327,7 +329,11 @@ int nh_cli_hash(int argc, char **argv)
             }
             break;
         case 'u': o.decode.allow_untrusted = 1; break;
-        case 'x': o.decode.max_pixels = strtoull(optarg, NULL, 10); break;
+        case 'x':
+            if (nh_cli_parse_uint("nhash hash", "--max-pixels", optarg, 1, ~0ULL, &num))
+                return 2;
+            o.decode.max_pixels = num;
+            break;
         case 'g': progress = 1; break;
         case 'G': progress = 0; break;
         case 'S': db_dir = optarg; break;
@@ -387,40 +393,50 @@ int nh_cli_hash(int argc, char **argv)
     }
     if (c.progress)
         c.total = count_inputs(paths, npaths);
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigaction(SIGINT, &sa, &old);
-    /* A parent may have blocked SIGINT (some job runners do): take it back. */
-    sigset_t intset;
-    sigemptyset(&intset);
-    sigaddset(&intset, SIGINT);
-    sigprocmask(SIG_UNBLOCK, &intset, NULL);
+    nh_cli_signals_install(&g_stop);
     c.t0 = nh_time_now();
     nh_pipeline_stats stats;
     nh_status st = nh_pipeline_run(p, in, on_record, &c, &stats, &err);
-    sigaction(SIGINT, &old, NULL);
-    fflush(stdout);
+    if (fflush(stdout) != 0 && !c.out_errno)
+        c.out_errno = errno ? errno : EIO;
     if (c.progress)
         draw_progress(&c, 1);
     int rc = stats.failed ? 1 : 0;
+    /* The pipeline says NH_ERR_INTERRUPTED both for a signal and for on_record asking to
+     * stop; only a signal, with nothing else gone wrong, is an interruption. */
+    int failed_here = c.db_failed || c.out_errno;
+    if (c.out_errno) {
+        fprintf(stderr, "nhash hash: cannot write the records: %s\n", strerror(c.out_errno));
+        rc = 2;
+    }
     if (c.db) {
         uint64_t added = 0, dupes = 0;
+        /* On a failed add the batch in flight is lost (aborted at close); what earlier
+         * commits stored stays, and the counts say how much that is. */
         if (c.db_failed || nh_cli_db_flush(c.db, &added, &dupes, &c.db_err) != NH_OK) {
+            if (c.db_failed)
+                nh_cli_db_committed(c.db, &added, &dupes);
             fprintf(stderr, "nhash hash: database: %s\n",
                     nh_error_format(&c.db_err, ebuf, sizeof ebuf));
+            failed_here = 1;
             rc = 2;
         }
-        fprintf(stderr, "nhash: %s: %llu entries added, %llu already present, %zu files skipped "
+        fprintf(stderr, "nhash: %s: %llu entries %s, %llu already present, %zu files skipped "
                         "(digest known)\n",
-                db_dir, (unsigned long long)added, (unsigned long long)dupes, stats.skipped);
+                db_dir, (unsigned long long)added,
+                failed_here ? "committed before the failure" : "added",
+                (unsigned long long)dupes, stats.skipped);
         nh_cli_db_close(c.db);
     }
-    if (st == NH_ERR_INTERRUPTED) {
-        fprintf(stderr, "nhash: interrupted: %zu files done (%zu failed) and written out\n",
-                stats.files, stats.failed);
-        rc = 130;
-    } else if (st != NH_OK && !c.db_failed) {
+    if (failed_here) {
+        fprintf(stderr, "nhash hash: stopped after %zu files (%zu failed)\n", stats.files,
+                stats.failed);
+    } else if (st == NH_ERR_INTERRUPTED) {
+        fprintf(stderr, "nhash: interrupted by %s: %zu files done (%zu failed), written out%s\n",
+                g_stop == SIGTERM ? "SIGTERM" : "SIGINT", stats.files, stats.failed,
+                c.db ? " and committed" : "");
+        rc = 128 + (g_stop ? (int)g_stop : SIGINT);
+    } else if (st != NH_OK) {
         fprintf(stderr, "nhash hash: stopped: %s\n", nh_error_format(&err, ebuf, sizeof ebuf));
         rc = 2;
     }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_out.h"
 #include "nhash/decode.h"
 #include "nhash/net.h"
 
@@ -86,6 +87,7 @@ static int cmd_import(int argc, char **argv)
         {"f16", no_argument, 0, 'F'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int c, f16 = 0;
+    unsigned long long num = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
         switch (c) {
@@ -102,7 +104,9 @@ static int cmd_import(int argc, char **argv)
             o.version = optarg;
             break;
         case 's':
-            o.in_h = o.in_w = (uint32_t)strtoul(optarg, NULL, 10);
+            if (nh_cli_parse_uint("nhash model import", "--size", optarg, 1, 8192, &num))
+                return 2;
+            o.in_h = o.in_w = (uint32_t)num;
             break;
         case 'h':
             usage(stdout);
@@ -232,6 +236,7 @@ static int cmd_hash(int argc, char **argv)
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
     int c;
+    unsigned long long num = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
@@ -242,7 +247,9 @@ static int cmd_hash(int argc, char **argv)
             format = optarg;
             break;
         case 'n':
-            batch = strtoul(optarg, NULL, 10);
+            if (nh_cli_parse_uint("nhash model hash", "--batch", optarg, 1, 256, &num))
+                return 2;
+            batch = (size_t)num;
             break;
         case 'p':
             plat = optarg;

@@ -6,13 +6,17 @@
  *
  * Further commands live in cli_*.c and are listed in nh_commands below.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "cli.h"
+#include "cli_out.h"
 #include "nhash/cl.h"
 #include "nhash/decode.h"
 
@@ -64,14 +68,20 @@ static void decode_usage(void)
 {
     printf("usage: nhash decode [options] FILE...\n\n"
            "Decode images to RGB tensors and print one line per file:\n"
-           "  PATH<TAB>WxH<TAB>xxh64 of the tensor   or   PATH<TAB>error<TAB>reason\n\n"
+           "  PATH<TAB>WxH<TAB>xxh3-64 of the tensor   or   PATH<TAB>error<TAB>REASON\n"
+           "(the reason also on stderr). A path with a backslash or a control character is\n"
+           "escaped and its line starts with '\\', as in `nhash hash` text lines.\n\n"
            "  --mode compat|fast|nearest  compat: Pillow-exact (nnhash.py); fast: shrink-on-load\n"
            "  --size N[xM]        target size (default 360x360)\n"
            "  --autorotate        fast mode: apply EXIF orientation\n"
            "  --allow-untrusted   allow libvips loaders marked untrusted\n"
            "  --max-pixels N      refuse images over N pixels (default 100000000)\n"
            "  --threads N         decode workers (default: all cores)\n"
-           "  --out DIR           also write each tensor as DIR/<index>.rgb\n");
+           "  --out DIR           also write each tensor as DIR/<index>.rgb (index: the file's\n"
+           "                      position among FILE..., from 0). Each file is created new,\n"
+           "                      never through a link: a name that exists already (a file or\n"
+           "                      a planted symlink) is an error for that file and is left as\n"
+           "                      it is, so use an empty folder\n");
 }
 
 static int cmd_decode(int argc, char **argv)
@@ -80,6 +90,7 @@ static int cmd_decode(int argc, char **argv)
     nh_decode_opts_default(&opts);
     int threads = 0;
     const char *outdir = NULL;
+    unsigned long long num = 0;
     static const struct option lo[] = {
         {"mode", required_argument, 0, 'm'}, {"size", required_argument, 0, 's'},
         {"autorotate", no_argument, 0, 'r'}, {"allow-untrusted", no_argument, 0, 'u'},
@@ -102,18 +113,22 @@ static int cmd_decode(int argc, char **argv)
             }
             break;
         case 's':
-            if (sscanf(optarg, "%dx%d", &opts.width, &opts.height) != 2) {
-                opts.width = opts.height = atoi(optarg);
-            }
-            if (opts.width <= 0 || opts.height <= 0 || opts.width > 8192 || opts.height > 8192) {
-                fprintf(stderr, "nhash decode: bad size '%s'\n", optarg);
+            if (nh_cli_parse_size("nhash decode", "--size", optarg, 8192, &opts.width,
+                                  &opts.height))
                 return 2;
-            }
             break;
         case 'r': opts.autorotate = 1; break;
         case 'u': opts.allow_untrusted = 1; break;
-        case 'p': opts.max_pixels = strtoull(optarg, NULL, 10); break;
-        case 't': threads = atoi(optarg); break;
+        case 'p':
+            if (nh_cli_parse_uint("nhash decode", "--max-pixels", optarg, 1, ~0ULL, &num))
+                return 2;
+            opts.max_pixels = num;
+            break;
+        case 't':
+            if (nh_cli_parse_uint("nhash decode", "--threads", optarg, 0, 4096, &num))
+                return 2;
+            threads = (int)num;
+            break;
         case 'o': outdir = optarg; break;
         case 'h': decode_usage(); return 0;
         default: decode_usage(); return 2;
@@ -128,8 +143,20 @@ static int cmd_decode(int argc, char **argv)
     nh_error_clear(&err);
     nh_decode_pool *pool = NULL;
     char buf[2048];
+    int dirfd = -1;
+    if (outdir) {
+        /* Files are created relative to the folder opened once, so a folder swapped for a
+         * link midway cannot redirect them. */
+        dirfd = open(outdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dirfd < 0) {
+            fprintf(stderr, "nhash decode: --out %s: %s\n", outdir, strerror(errno));
+            return 2;
+        }
+    }
     if (nh_decode_pool_create(&opts, threads, &pool, &err) != NH_OK) {
         fprintf(stderr, "nhash decode: %s\n", nh_error_format(&err, buf, sizeof buf));
+        if (dirfd >= 0)
+            close(dirfd);
         return 1;
     }
     size_t slot = nh_decode_out_bytes(&opts);
@@ -147,26 +174,59 @@ static int cmd_decode(int argc, char **argv)
         nh_decode_pool_run(pool, (const char *const *)argv + optind + base, m, out, res);
         for (size_t i = 0; i < m; i++) {
             const char *path = argv[optind + base + i];
+            int esc = nh_text_path_needs_escape(path);
+            if (esc)
+                fputc('\\', stdout);
+            nh_text_path(stdout, path, esc);
             if (res[i].status != NH_OK) {
                 fprintf(stderr, "nhash: %s\n", nh_error_format(&res[i].err, buf, sizeof buf));
-                printf("%s\terror\t%s\n", path, nh_status_name(res[i].status));
+                /* The reason, one line: the message without the path (column one has it). */
+                const char *why = res[i].err.msg[0] ? res[i].err.msg : nh_status_name(res[i].status);
+                fputs("\terror\t", stdout);
+                nh_text_path(stdout, why, nh_text_path_needs_escape(why));
+                fputc('\n', stdout);
                 failed = 1;
                 continue;
             }
             size_t bytes = (size_t)res[i].info.width * res[i].info.height * 3;
             XXH64_hash_t h = XXH3_64bits(out + i * slot, bytes);
-            printf("%s\t%dx%d\t%016llx\n", path, res[i].info.width, res[i].info.height,
+            printf("\t%dx%d\t%016llx\n", res[i].info.width, res[i].info.height,
                    (unsigned long long)h);
-            if (outdir) {
-                char p[4096];
-                snprintf(p, sizeof p, "%s/%zu.rgb", outdir, base + i);
-                FILE *f = fopen(p, "wb");
-                if (!f || fwrite(out + i * slot, 1, bytes, f) != bytes) {
-                    fprintf(stderr, "nhash decode: cannot write %s\n", p);
+            if (dirfd >= 0) {
+                char name[32];
+                snprintf(name, sizeof name, "%zu.rgb", base + i);
+                /* Exclusive create: O_EXCL fails on any existing name, a symlink included
+                 * (dangling or not), and O_NOFOLLOW says the same for the last component. */
+                int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                                0644);
+                const char *what = "create";
+                int e = 0;
+                if (fd < 0) {
+                    e = errno;
+                } else {
+                    size_t done = 0;
+                    what = "write";
+                    while (done < bytes) {
+                        ssize_t w = write(fd, out + i * slot + done, bytes - done);
+                        if (w < 0 && errno == EINTR)
+                            continue;
+                        if (w <= 0) {
+                            e = w < 0 ? errno : EIO;
+                            break;
+                        }
+                        done += (size_t)w;
+                    }
+                    if (close(fd) != 0 && !e) {
+                        e = errno;
+                        what = "close";
+                    }
+                }
+                if (e) {
+                    fprintf(stderr, "nhash decode: cannot %s %s/%s: %s%s\n", what, outdir, name,
+                            strerror(e),
+                            e == EEXIST ? " (an existing name or link is never overwritten)" : "");
                     failed = 1;
                 }
-                if (f)
-                    fclose(f);
             }
         }
     }
@@ -174,6 +234,8 @@ cleanup:
     free(out);
     free(res);
     nh_decode_pool_destroy(pool);
+    if (dirfd >= 0)
+        close(dirfd);
     return failed ? 1 : 0;
 }
 

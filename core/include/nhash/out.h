@@ -25,8 +25,11 @@ void nh_json_string(FILE *f, const char *s);
 /* Write s as one CSV field (RFC 4180 quoting when needed). */
 void nh_csv_field(FILE *f, const char *s);
 
-/* Write a path for a text line; returns 1 when it had to escape (newline or backslash),
- * in which case the caller starts the line with a backslash, as sha256sum does. */
+/* Write a path for a text line. nh_text_path_needs_escape says 1 when the path holds a
+ * backslash or any control character (0x00-0x1f, 0x7f); the caller then starts the line with
+ * a backslash, as sha256sum does, and writes the path escaped: \\ \n \r as sha256sum
+ * does, \t, and \xHH (two lowercase hex digits) for the other control bytes. Bytes 0x80 and
+ * up are written as they are. */
 int nh_text_path_needs_escape(const char *s);
 void nh_text_path(FILE *f, const char *s, int escape);
 

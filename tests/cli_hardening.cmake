@@ -1,0 +1,9 @@
+nh_add_test(cli_hardening LIBS nh_core TIMEOUT 600)
+add_dependencies(test_cli_hardening nhash)
+if(TARGET nhdb)
+  add_dependencies(test_cli_hardening nhdb)
+endif()
+if(NH_BUILD_BENCH)
+  add_dependencies(test_cli_hardening nhbench nhbench-decode nhbench-net nhbench-pdq nhbench-db
+                   nhbench-quality)
+endif()
