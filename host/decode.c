@@ -9,6 +9,8 @@
 #include "nhash/decode.h"
 #include "nhash/pool.h"
 
+#include "decode_guard.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -535,8 +537,8 @@ cleanup:
 }
 
 /* Checks and header: everything before the pixels. */
-static nh_status decode_begin(const char *path, size_t len, const nh_decode_opts *opts,
-                              nh_error *err)
+static nh_status decode_begin(const char *path, const void *data, size_t len,
+                              const nh_decode_opts *opts, nh_error *err)
 {
     nh_status st = nh_decode_init(NULL, err);
     if (st != NH_OK)
@@ -546,7 +548,7 @@ static nh_status decode_begin(const char *path, size_t len, const nh_decode_opts
     apply_untrusted(opts->allow_untrusted != 0);
     if (len == 0)
         return nh_error_set(err, NH_ERR_DECODE, NH_FOREIGN_NONE, 0, path, "empty file");
-    return NH_OK;
+    return nh_decode_guard(data, len, path, err);
 }
 
 static nh_status decode_full(const char *path, const void *data, size_t len, int fd,
@@ -613,7 +615,7 @@ nh_status nh_decode_full(const void *data, size_t len, int fd, const char *name,
         return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, path, "no output");
     nh_decode_opts o = *opts;
     o.mode = NH_DECODE_NATIVE;
-    nh_status st = decode_begin(path, len, &o, err);
+    nh_status st = decode_begin(path, data ? data : "", len, &o, err);
     if (st != NH_OK)
         return st;
     return decode_full(path, data ? data : "", len, fd, &o, rgb, info, err);
@@ -631,7 +633,7 @@ static nh_status decode_any(const char *path, const void *data, size_t len, int 
     nh_decode_info local;
     if (!info)
         info = &local;
-    nh_status st = decode_begin(path, len, opts, err);
+    nh_status st = decode_begin(path, data, len, opts, err);
     if (st != NH_OK)
         return st;
     if (opts->mode == NH_DECODE_FAST) {

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -636,6 +638,112 @@ static void test_formats_and_loaders(void **state)
     free(buf);
 }
 
+/* Write n bytes to tmp_dir/name; returns the path (static buffer per call site). */
+static void put_file(const char *name, const void *data, size_t n, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/%s", tmp_dir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+/*
+ * Chunks that declare far more than the file holds are refused before libvips, naming the
+ * chunk: a 104-byte PNG whose zTXt chunk declares 2 GB made libpng allocate it (2.2 GB peak
+ * per decode); also one before the header ends, a WebP chunk and an ISO media box. The decode
+ * runs in a child process whose own peak RSS must stay under 400 MB. A file merely cut short
+ * is still the decoder's to report (the pixbuf "crasher" keeps its size message).
+ */
+static void test_declared_lengths_bounded(void **state)
+{
+    (void)state;
+    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    static const uint8_t ihdr[25] = {0, 0, 0, 13, 'I', 'H', 'D', 'R', 0, 0, 0, 16, 0, 0, 0, 16,
+                                     8, 2, 0, 0, 0, 0x90, 0x91, 0x68, 0x36};
+    uint8_t b[4][200];
+    size_t n[4];
+    const char *names[4] = {"bomb_ztxt.png", "bomb_pre_ihdr.png", "bomb.webp", "bomb.heic"};
+    const char *chunk[4] = {"'zTXt'", "'tEXt'", "'VP8X'", "'meta'"};
+    /* PNG: IHDR, then zTXt declaring 0x7ffffff0 bytes */
+    memcpy(b[0], png_sig, 8);
+    memcpy(b[0] + 8, ihdr, 25);
+    memcpy(b[0] + 33, "\x7f\xff\xff\xf0zTXta\0\0", 11);
+    memset(b[0] + 44, 'x', 60);
+    n[0] = 104;
+    /* PNG: tEXt declaring 2^31 - 1 bytes before any IHDR */
+    memcpy(b[1], png_sig, 8);
+    memcpy(b[1] + 8, "\x7f\xff\xff\xfftEXt", 8);
+    memset(b[1] + 16, 'x', 100);
+    n[1] = 116;
+    /* WebP: RIFF of 36 bytes holding a VP8X chunk that declares 0x7ffffff0 */
+    memcpy(b[2], "RIFF\x24\0\0\0WEBPVP8X\xf0\xff\xff\x7f", 20);
+    memset(b[2] + 20, 0, 24);
+    n[2] = 44;
+    /* HEIF: ftyp, then a meta box declaring 0x7ffffff0 */
+    memcpy(b[3], "\0\0\0\x18" "ftypheic\0\0\0\0mif1heic" "\x7f\xff\xff\xf0meta", 32);
+    memset(b[3] + 32, 0, 40);
+    n[3] = 72;
+    for (int k = 0; k < 4; k++) {
+        char path[512];
+        put_file(names[k], b[k], n[k], path, sizeof path);
+        int fds[2];
+        assert_int_equal(pipe(fds), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            nh_decode_opts o;
+            nh_decode_opts_default(&o);
+            uint8_t *out = malloc(nh_decode_out_bytes(&o));
+            nh_error err;
+            nh_error_clear(&err);
+            struct {
+                int status;
+                long rss;
+                char msg[200];
+            } r;
+            memset(&r, 0, sizeof r);
+            r.status = (int)nh_decode_file(path, &o, out, NULL, &err);
+            struct rusage ru;
+            getrusage(RUSAGE_SELF, &ru);
+            r.rss = ru.ru_maxrss;
+            size_t ml = strnlen(err.msg, sizeof r.msg - 1);
+            memcpy(r.msg, err.msg, ml);
+            r.msg[ml] = '\0';
+            _exit(write(fds[1], &r, sizeof r) == (ssize_t)sizeof r ? 0 : 1);
+        }
+        close(fds[1]);
+        struct {
+            int status;
+            long rss;
+            char msg[200];
+        } r;
+        assert_int_equal(read(fds[0], &r, sizeof r), (ssize_t)sizeof r);
+        close(fds[0]);
+        int st;
+        waitpid(pid, &st, 0);
+        printf("  %-18s status %d, peak %ld KiB: %s\n", names[k], r.status, r.rss, r.msg);
+        assert_int_equal(r.status, NH_ERR_DECODE);
+        assert_non_null(strstr(r.msg, "declares"));
+        assert_non_null(strstr(r.msg, chunk[k]));
+        assert_true(r.rss < 400 * 1024);
+    }
+    /* Cut short by a few bytes: still the header's size check that speaks. */
+    const char *d = getenv("NH_DATA_DIR");
+    char crasher[1024];
+    snprintf(crasher, sizeof crasher, "%s/pixbuf/test-images/fail/bug793470-crasher.png",
+             d ? d : ".cache/data");
+    if (access(crasher, R_OK) == 0) {
+        nh_decode_opts o;
+        nh_decode_opts_default(&o);
+        uint8_t *out = malloc(nh_decode_out_bytes(&o));
+        nh_error err;
+        nh_error_clear(&err);
+        assert_int_equal(nh_decode_file(crasher, &o, out, NULL, &err), NH_ERR_TOO_LARGE);
+        free(out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -649,6 +757,7 @@ int main(void)
         cmocka_unit_test(test_fast_mode_and_orientation),
         cmocka_unit_test(test_pool),
         cmocka_unit_test(test_formats_and_loaders),
+        cmocka_unit_test(test_declared_lengths_bounded),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
