@@ -437,6 +437,27 @@ static nh_status upgrade_v1(nh_db *db, nh_error *err)
     }
 }
 
+/* data.mdb must reach the end of the environment's last page. */
+static nh_status check_file_size(nh_db *db, const char *dir, const MDB_envinfo *info,
+                                 nh_error *err)
+{
+    MDB_stat es;
+    if (mdb_env_stat(db->env, &es) != 0)
+        return NH_OK;
+    char file[4096];
+    snprintf(file, sizeof file, "%s/data.mdb", dir);
+    struct stat sb;
+    if (stat(file, &sb) != 0)
+        return NH_OK;
+    unsigned long long need = ((unsigned long long)info->me_last_pgno + 1) * es.ms_psize;
+    if ((unsigned long long)sb.st_size < need)
+        return nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, dir,
+                            "data.mdb is truncated: %llu bytes, but its last page ends at %llu "
+                            "(restore the set from a copy)",
+                            (unsigned long long)sb.st_size, need);
+    return NH_OK;
+}
+
 nh_status nh_db_open(const char *path, unsigned flags, const nh_db_create_opts *opts, nh_db **out,
                      nh_error *err)
 {
@@ -505,6 +526,10 @@ nh_status nh_db_open(const char *path, unsigned flags, const nh_db_create_opts *
     /* The map may have been grown by an earlier writer; use the larger size. */
     MDB_envinfo info;
     mdb_env_info(db->env, &info);
+    /* A data.mdb shorter than its last page (cut by a copy, a full disk, a damaged medium) would
+     * raise SIGBUS at the first read of a missing page: refuse it here, from the meta page. */
+    if ((st = check_file_size(db, path, &info, err)))
+        goto cleanup;
     if (info.me_mapsize < o.initial_mapsize)
         mdb_env_set_mapsize(db->env, o.initial_mapsize);
 
@@ -529,6 +554,17 @@ nh_status nh_db_open(const char *path, unsigned flags, const nh_db_create_opts *
         goto cleanup;
     }
     if (creating) {
+        /* An LMDB environment holding anything else is not ours to turn into a set. */
+        MDB_dbi main_dbi;
+        MDB_stat ms;
+        if (mdb_dbi_open(txn, NULL, 0, &main_dbi) == 0 && mdb_stat(txn, main_dbi, &ms) == 0 &&
+            ms.ms_entries > 0) {
+            st = nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, path,
+                              "an LMDB database that is not an nhdb set (%zu entries of its "
+                              "own); refusing to write into it",
+                              (size_t)ms.ms_entries);
+            goto cleanup;
+        }
         if ((st = open_tables(db, txn, MDB_CREATE, err)))
             goto cleanup;
         uint8_t rec[16];

@@ -1748,6 +1748,112 @@ static void test_readers_during_write(void **state)
     tdir_remove(&t);
 }
 
+/*
+ * A data.mdb cut short (a copy interrupted, a full disk, a damaged medium) is refused at open
+ * with a message, by the library and by every nhdb command, never with SIGBUS at the first
+ * read of a missing page (the previous build died of SIGBUS in every command); an LMDB
+ * environment that is not an nhdb set is never written into.
+ */
+static void test_truncated_and_foreign(void **state)
+{
+    (void)state;
+    tdir t;
+    tdir_make(&t);
+    char db[300], file[320];
+    path_in(db, sizeof db, &t, "set");
+    nh_db *d = NULL;
+    assert_int_equal(nh_db_open(db, NH_DB_OPEN_CREATE | NH_DB_OPEN_NOSYNC, NULL, &d, NULL), NH_OK);
+    assert_int_equal(nh_db_batch_begin(d, NULL), NH_OK);
+    nh_kind pdq = nh_kind_of(NH_KIND_PDQ);
+    for (int i = 0; i < 20000; i++) {
+        uint8_t h[32];
+        for (int b = 0; b < 32; b++)
+            h[b] = (uint8_t)rnd();
+        nh_db_entry e = {.kind = pdq, .hash = h, .quality = 90, .source = "s"};
+        assert_int_equal(nh_db_add(d, &e, NULL), NH_OK);
+    }
+    assert_int_equal(nh_db_batch_commit(d, NULL, NULL, NULL), NH_OK);
+    nh_db_close(d);
+    snprintf(file, sizeof file, "%s/data.mdb", db);
+    struct stat sb;
+    assert_int_equal(stat(file, &sb), 0);
+    const off_t full = sb.st_size;
+    const off_t cuts[3] = {full - 1, full / 2, 3 * 4096};
+    for (int k = 0; k < 3; k++) {
+        char cut[300], cmd[2048];
+        path_in(cut, sizeof cut, &t, "cut");
+        snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s' && truncate -s %lld '%s/data.mdb'",
+                 cut, db, cut, (long long)cuts[k], cut);
+        assert_int_equal(system(cmd), 0);
+        /* the library, in a child so that a SIGBUS would show as such */
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            nh_db *x = NULL;
+            nh_error err = {0};
+            nh_status st = nh_db_open(cut, NH_DB_OPEN_READONLY, NULL, &x, &err);
+            _exit(st == NH_ERR_FORMAT && strstr(err.msg, "truncated") ? 0 : 1);
+        }
+        int ws;
+        waitpid(pid, &ws, 0);
+        assert_true(WIFEXITED(ws));
+        assert_int_equal(WEXITSTATUS(ws), 0);
+        /* every command: an error status and a message, no signal */
+        char errf[320];
+        path_in(errf, sizeof errf, &t, "err.txt");
+        const char *cmds[3][3] = {{"stats", NULL, NULL}, {"verify", NULL, NULL},
+                                  {"export", "--format", "jsonl"}};
+        for (int c = 0; c < 3; c++) {
+            int rc = cmds[c][1] ? run_nhdb(NULL, errf, cmds[c][0], cut, cmds[c][1], cmds[c][2], NULL)
+                                : run_nhdb(NULL, errf, cmds[c][0], cut, NULL);
+            assert_true(rc >= 1 && rc <= 3);
+            FILE *f = fopen(errf, "r");
+            char line[512] = "";
+            assert_non_null(f);
+            assert_non_null(fgets(line, sizeof line, f));
+            fclose(f);
+            assert_non_null(strstr(line, "truncated"));
+        }
+    }
+    /* A foreign LMDB environment: one key of its own. */
+    char foreign[300];
+    path_in(foreign, sizeof foreign, &t, "foreign");
+    assert_int_equal(mkdir(foreign, 0755), 0);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_open(env, foreign, 0, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+    MDB_val k = {3, "key"}, v = {5, "value"};
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    nh_error err = {0};
+    d = NULL;
+    assert_int_equal(nh_db_open(foreign, NH_DB_OPEN_CREATE, NULL, &d, &err), NH_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "not an nhdb set"));
+    char list[320];
+    path_in(list, sizeof list, &t, "list.txt");
+    FILE *f = fopen(list, "w");
+    assert_non_null(f);
+    fprintf(f, "%064d,100,x\n", 0);
+    fclose(f);
+    assert_int_not_equal(run_nhdb(NULL, NULL, "import", foreign, list, NULL), 0);
+    /* untouched: still only its own key */
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_open(env, foreign, MDB_RDONLY, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+    MDB_stat ms;
+    assert_int_equal(mdb_stat(txn, dbi, &ms), 0);
+    assert_int_equal(ms.ms_entries, 1);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    tdir_remove(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1779,6 +1885,7 @@ int main(void)
         cmocka_unit_test(test_cli_query_missing_set),
         cmocka_unit_test(test_cli_failed_import_no_empty_set),
         cmocka_unit_test(test_cli_disk_full),
+        cmocka_unit_test(test_truncated_and_foreign),
         cmocka_unit_test(test_kill_during_import),
         cmocka_unit_test(test_readers_during_write),
     };
