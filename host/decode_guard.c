@@ -58,6 +58,8 @@ static nh_status check_png(const uint8_t *d, size_t len, const char *path, nh_er
                 return too_long(err, path, "PNG", type, n, left);
             return NH_OK; /* cut short: libpng says so */
         }
+        if (left - n < 4)
+            return NH_OK; /* the CRC is cut: libpng says so */
         if (!memcmp(type, "IEND", 4))
             return NH_OK;
         pos += 12 + (size_t)n;

@@ -1,13 +1,13 @@
 #!/bin/sh
 # Install the Debian 12 packages nhash needs, only those that are missing.
-# Usage: scripts/setup.sh [--dev]   (--dev adds what the fixture scripts and benches use)
+# Usage: scripts/setup.sh [--dev]   (--dev adds what the fixture scripts, benches and fuzzers use)
 set -eu
 
 PKGS="build-essential cmake pkg-config git ca-certificates
 ocl-icd-opencl-dev opencl-headers ocl-icd-libopencl1 pocl-opencl-icd clinfo
 libvips-dev libvips-tools liblmdb-dev lmdb-utils libxxhash-dev libcmocka-dev
 libprotobuf-c-dev protobuf-c-compiler python3 python3-numpy python3-pil xxhash"
-DEV_PKGS="python3-torch libfaiss-dev hyperfine nodejs npm"
+DEV_PKGS="python3-torch libfaiss-dev hyperfine nodejs npm clang-14 libclang-rt-14-dev"
 
 want="$PKGS"
 [ "${1:-}" = "--dev" ] && want="$PKGS $DEV_PKGS"
