@@ -220,45 +220,17 @@ int nh_cli_audit(int argc, char **argv)
             }
             break;
         case '0': nul = 1; break;
-        case 'b':
-            if (nh_cli_parse_uint("nhash audit", "--batch", optarg, 1, 1024, &num))
-                return 2;
-            o.batch = (size_t)num;
-            break;
-        case 't':
-            if (nh_cli_parse_uint("nhash audit", "--threads", optarg, 0, 4096, &num))
-                return 2;
-            o.threads = (int)num;
-            break;
-        case 'B': o.backend = optarg; break;
-        case 'P': o.cl_platform = optarg; break;
-        case 'D': o.cl_device = optarg; break;
-        case 'd':
-            if (!strcmp(optarg, "compat"))
-                o.decode.mode = NH_DECODE_COMPAT;
-            else if (!strcmp(optarg, "fast"))
-                o.decode.mode = NH_DECODE_FAST;
-            else {
-                fprintf(stderr, "nhash audit: unknown --decode '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        case 'u': o.decode.allow_untrusted = 1; break;
-        case 'x':
-            if (nh_cli_parse_uint("nhash audit", "--max-pixels", optarg, 1, ~0ULL, &num))
-                return 2;
-            o.decode.max_pixels = num;
-            break;
         case 'R': o.pdq_dihedral = 1; break;
         case 'M': o.neural_mirror = 1; break;
-        case 'Q':
-            if (nh_cli_pdq_backend(optarg, &o.pdq_backend) != 0) {
-                fprintf(stderr, "nhash audit: unknown --pdq-backend '%s' (auto, c, cl)\n", optarg);
-                return 2;
+        case 'h': usage(stdout); return 0;
+        default:
+            /* the options every pipeline command shares */
+            switch (nh_cli_pipeline_option("nhash audit", ch, optarg, &o)) {
+            case 0: break;
+            case 2: return 2;
+            default: usage(stderr); return 2;
             }
             break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
         }
     }
     if (!db_dir || optind >= argc) {

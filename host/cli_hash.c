@@ -270,7 +270,6 @@ int nh_cli_hash(int argc, char **argv)
         {"note", required_argument, 0, 'N'},   {"pdq-backend", required_argument, 0, 'Q'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     const char *db_dir = NULL;
-    unsigned long long num = 0;
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "0h", lo, NULL)) != -1) {
@@ -297,50 +296,22 @@ int nh_cli_hash(int argc, char **argv)
             }
             break;
         case '0': nul = 1; break;
-        case 'b':
-            if (nh_cli_parse_uint("nhash hash", "--batch", optarg, 1, 1024, &num))
-                return 2;
-            o.batch = (size_t)num;
-            break;
-        case 't':
-            if (nh_cli_parse_uint("nhash hash", "--threads", optarg, 0, 4096, &num))
-                return 2;
-            o.threads = (int)num;
-            break;
-        case 'B': o.backend = optarg; break;
-        case 'P': o.cl_platform = optarg; break;
-        case 'D': o.cl_device = optarg; break;
-        case 'd':
-            if (!strcmp(optarg, "compat"))
-                o.decode.mode = NH_DECODE_COMPAT;
-            else if (!strcmp(optarg, "fast"))
-                o.decode.mode = NH_DECODE_FAST;
-            else {
-                fprintf(stderr, "nhash hash: unknown --decode '%s'\n", optarg);
-                return 2;
-            }
-            break;
         case 'r': o.decode.autorotate = 1; break;
         case 'q': o.pdq_fast = 1; break;
-        case 'Q':
-            if (nh_cli_pdq_backend(optarg, &o.pdq_backend) != 0) {
-                fprintf(stderr, "nhash hash: unknown --pdq-backend '%s' (auto, c, cl)\n", optarg);
-                return 2;
-            }
-            break;
-        case 'u': o.decode.allow_untrusted = 1; break;
-        case 'x':
-            if (nh_cli_parse_uint("nhash hash", "--max-pixels", optarg, 1, ~0ULL, &num))
-                return 2;
-            o.decode.max_pixels = num;
-            break;
         case 'g': progress = 1; break;
         case 'G': progress = 0; break;
         case 'S': db_dir = optarg; break;
         case 'L': c.label = optarg; break;
         case 'N': c.note = optarg; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default:
+            /* the options every pipeline command shares */
+            switch (nh_cli_pipeline_option("nhash hash", ch, optarg, &o)) {
+            case 0: break;
+            case 2: return 2;
+            default: usage(stderr); return 2;
+            }
+            break;
         }
     }
     if (optind >= argc) {

@@ -115,3 +115,46 @@ void nh_cli_signals_install(volatile sig_atomic_t *stop)
     sigaddset(&set, SIGTERM);
     sigprocmask(SIG_UNBLOCK, &set, NULL);
 }
+
+int nh_cli_pipeline_option(const char *prog, int ch, const char *arg, nh_pipeline_opts *o)
+{
+    unsigned long long num;
+    switch (ch) {
+    case 'b':
+        if (nh_cli_parse_uint(prog, "--batch", arg, 1, 1024, &num))
+            return 2;
+        o->batch = (size_t)num;
+        return 0;
+    case 't':
+        if (nh_cli_parse_uint(prog, "--threads", arg, 0, 4096, &num))
+            return 2;
+        o->threads = (int)num;
+        return 0;
+    case 'B': o->backend = arg; return 0;
+    case 'P': o->cl_platform = arg; return 0;
+    case 'D': o->cl_device = arg; return 0;
+    case 'd':
+        if (!strcmp(arg, "compat"))
+            o->decode.mode = NH_DECODE_COMPAT;
+        else if (!strcmp(arg, "fast"))
+            o->decode.mode = NH_DECODE_FAST;
+        else {
+            fprintf(stderr, "%s: unknown --decode '%s'\n", prog, arg);
+            return 2;
+        }
+        return 0;
+    case 'u': o->decode.allow_untrusted = 1; return 0;
+    case 'x':
+        if (nh_cli_parse_uint(prog, "--max-pixels", arg, 1, ~0ULL, &num))
+            return 2;
+        o->decode.max_pixels = num;
+        return 0;
+    case 'Q':
+        if (nh_cli_pdq_backend(arg, &o->pdq_backend) != 0) {
+            fprintf(stderr, "%s: unknown --pdq-backend '%s' (auto, c, cl)\n", prog, arg);
+            return 2;
+        }
+        return 0;
+    }
+    return 1;
+}

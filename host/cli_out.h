@@ -7,6 +7,15 @@
 #include "nhash/out.h"
 #include "nhash/pipeline.h"
 
+/*
+ * The pipeline options nhash hash and nhash audit share, by their getopt letter: b --batch,
+ * t --threads, B --backend, P --platform, D --device, d --decode, u --allow-untrusted,
+ * x --max-pixels, Q --pdq-backend. Returns 0 when ch was one and arg was good (o updated), 2
+ * when arg was bad (a message naming prog and the option is printed), 1 when ch is none of
+ * them.
+ */
+int nh_cli_pipeline_option(const char *prog, int ch, const char *arg, nh_pipeline_opts *o);
+
 /* Parse a --pdq-backend value (auto, c, cl); nonzero when unknown. */
 int nh_cli_pdq_backend(const char *s, nh_pdq_backend *out);
 

@@ -1,4 +1,4 @@
-nh_add_test(cli_hardening LIBS nh_core TIMEOUT 600)
+nh_add_test(cli_hardening LIBS nh_core SOURCES cli_run.c TIMEOUT 600)
 add_dependencies(test_cli_hardening nhash)
 if(TARGET nhdb)
   add_dependencies(test_cli_hardening nhdb)

@@ -1,4 +1,4 @@
-nh_add_test(pipeline LIBS nh_core TIMEOUT 900)
+nh_add_test(pipeline LIBS nh_core SOURCES cli_run.c TIMEOUT 900)
 add_dependencies(test_pipeline nhash)
 if(TARGET nhdb)
   add_dependencies(test_pipeline nhdb)

@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli_run.h"
+
 static char tmp[256];
 static char nhash[1024], nhdb[1024], nhbench[1024];
 static const char *src_dir;
@@ -47,31 +49,12 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-/* Run a shell command, capture stdout into a malloc'd string; *rc gets the exit status. */
-static char *run(const char *cmd, int *rc)
-{
-    FILE *f = popen(cmd, "r");
-    assert_non_null(f);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 >= cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = '\0';
-    int st = pclose(f);
-    *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return buf;
-}
-
 static char *slurp(const char *path)
 {
     char cmd[4200];
     int rc;
     snprintf(cmd, sizeof cmd, "cat '%s'", path);
-    return run(cmd, &rc);
+    return nh_test_capture(cmd, &rc);
 }
 
 /* n small distinct files dir/fNNNN.bin (not images: --algo digest reads any regular file). */
@@ -94,7 +77,7 @@ static long db_entries(const char *db)
     int rc;
     snprintf(cmd, sizeof cmd, "'%s' stats '%s' 2>/dev/null | awk '$1==\"entries\"{print $2}'", nhdb,
              db);
-    char *out = run(cmd, &rc);
+    char *out = nh_test_capture(cmd, &rc);
     long n = rc == 0 && out[0] ? atol(out) : -1;
     free(out);
     return n;
@@ -164,7 +147,7 @@ static void test_decode_out_never_follows_links(void **state)
              "cd '%s' && '%s' decode --size 32 --out '%s' samples/coffee.png samples/horse.png "
              "samples/camera.png 2> '%s/decode_err.txt'",
              src_dir, nhash, out, tmp);
-    char *o = run(cmd, &rc);
+    char *o = nh_test_capture(cmd, &rc);
     assert_int_equal(rc, 1);
     free(o);
     char *v = slurp(victim);
@@ -300,7 +283,7 @@ static void test_numeric_options(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         int rc;
         snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s 2>&1 >/dev/null", tmp, nhash, cases[i].args);
-        char *err = run(cmd, &rc);
+        char *err = nh_test_capture(cmd, &rc);
         if (rc != 2 || !strstr(err, cases[i].option))
             printf("nhash %s: exit %d: %s\n", cases[i].args, rc, err);
         assert_int_equal(rc, 2);
@@ -313,7 +296,7 @@ static void test_numeric_options(void **state)
              "cd '%s' && '%s' decode --size 20x30 --max-pixels 100000000 --threads 1 "
              "samples/coffee.png",
              src_dir, nhash);
-    char *out = run(cmd, &rc);
+    char *out = nh_test_capture(cmd, &rc);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "samples/coffee.png\t20x30\t"));
     free(out);
@@ -335,7 +318,7 @@ static void test_control_characters_escaped(void **state)
     for (int k = 0; k < 2; k++) {
         int rc;
         snprintf(cmd, sizeof cmd, "'%s' hash --algo digest --format %s '%s'", nhash, formats[k], dir);
-        char *out = run(cmd, &rc);
+        char *out = nh_test_capture(cmd, &rc);
         assert_int_equal(rc, 0);
         assert_int_equal(out[0], '\\');
         assert_non_null(strstr(out, "/esc\\x1b[31mred\\x07\\t\\x7f.png\n"));
@@ -345,17 +328,17 @@ static void test_control_characters_escaped(void **state)
     }
     int rc;
     snprintf(cmd, sizeof cmd, "'%s' hash --algo digest --format jsonl '%s'", nhash, dir);
-    char *out = run(cmd, &rc);
+    char *out = nh_test_capture(cmd, &rc);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "esc\\u001b[31mred\\u0007\\t\\u007f.png"));
     free(out);
     snprintf(cmd, sizeof cmd, "'%s' hash --algo digest --format csv '%s'", nhash, dir);
-    out = run(cmd, &rc);
+    out = nh_test_capture(cmd, &rc);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "esc\x1b[31mred\x07\t\x7f.png,"));
     free(out);
     snprintf(cmd, sizeof cmd, "'%s' decode --size 8 '%s'", nhash, p);
-    out = run(cmd, &rc);
+    out = nh_test_capture(cmd, &rc);
     assert_int_equal(rc, 0);
     assert_int_equal(out[0], '\\');
     assert_non_null(strstr(out, "esc\\x1b[31mred\\x07\\t\\x7f.png\t8x8\t"));
@@ -375,7 +358,7 @@ static void test_decode_error_reason(void **state)
     int rc;
     snprintf(cmd, sizeof cmd, "'%s' decode '%s' '%s/missing.png' 2>'%s/dec.err'", nhash, p, tmp,
              tmp);
-    char *out = run(cmd, &rc);
+    char *out = nh_test_capture(cmd, &rc);
     assert_int_equal(rc, 1);
     printf("decode errors:\n%s", out);
     char want[700];
@@ -405,7 +388,7 @@ static void test_nhbench_help(void **state)
         for (int k = 0; k < 2; k++) {
             int rc;
             snprintf(cmd, sizeof cmd, "'%s' %s %s 2>&1", nhbench, cmds[i], k ? "-h" : "--help");
-            char *out = run(cmd, &rc);
+            char *out = nh_test_capture(cmd, &rc);
             snprintf(want, sizeof want, "usage: nhbench-%s", cmds[i]);
             if (rc != 0 || !strstr(out, want))
                 printf("nhbench %s --help: exit %d: %s\n", cmds[i], rc, out);
@@ -417,7 +400,7 @@ static void test_nhbench_help(void **state)
     }
     int rc;
     snprintf(cmd, sizeof cmd, "'%s' --help", nhbench);
-    free(run(cmd, &rc));
+    free(nh_test_capture(cmd, &rc));
     assert_int_equal(rc, 0);
 }
 

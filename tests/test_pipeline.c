@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli_run.h"
 #include "nhash/core.h"
 
 static char tmp[256];
@@ -42,25 +43,6 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-/* Run a shell command, capture stdout into a malloc'd string; *rc gets the exit status. */
-static char *run(const char *cmd, int *rc)
-{
-    FILE *f = popen(cmd, "r");
-    assert_non_null(f);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 >= cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = '\0';
-    int st = pclose(f);
-    *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return buf;
-}
-
 static void copy_file(const char *from, const char *to)
 {
     char cmd[4096];
@@ -79,11 +61,11 @@ static void test_digest_matches_xxhsum(void **state)
     char cmd[4096];
     int rc;
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s' hash --algo digest samples", src_dir, nhash);
-    char *ours = run(cmd, &rc);
+    char *ours = nh_test_capture(cmd, &rc);
     assert_int_equal(rc, 0);
     snprintf(cmd, sizeof cmd, "cd '%s' && xxhsum -H2 $(find samples -type f | LC_ALL=C sort)",
              src_dir);
-    char *theirs = run(cmd, &rc);
+    char *theirs = nh_test_capture(cmd, &rc);
     assert_int_equal(rc, 0);
     assert_string_equal(ours, theirs);
     free(ours);
@@ -113,7 +95,7 @@ static void test_stdin_names(void **state)
     char cmd[4096];
     int rc;
     snprintf(cmd, sizeof cmd, "'%s' hash --algo digest --format jsonl -0 - < '%s'", nhash, list);
-    char *out = run(cmd, &rc);
+    char *out = nh_test_capture(cmd, &rc);
     assert_int_equal(rc, 0);
     /* Three records, all the same digest; the bad name is kept exactly in path_b64. */
     int lines = 0;
@@ -127,7 +109,7 @@ static void test_stdin_names(void **state)
     free(out);
     /* Text format escapes the newline the way sha256sum does. */
     snprintf(cmd, sizeof cmd, "'%s' hash --algo digest -0 - < '%s'", nhash, list);
-    out = run(cmd, &rc);
+    out = nh_test_capture(cmd, &rc);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "/new\\nline.png\n"));
     assert_true(out[0] != '\\');
@@ -135,7 +117,7 @@ static void test_stdin_names(void **state)
     free(out);
     /* Newline-separated list: spaces survive. */
     snprintf(cmd, sizeof cmd, "printf '%%s\\n' '%s' | '%s' hash --algo digest -", a, nhash);
-    out = run(cmd, &rc);
+    out = nh_test_capture(cmd, &rc);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "with space.png\n"));
     free(out);
@@ -151,7 +133,7 @@ static void test_errors_go_on(void **state)
              "cd '%s' && '%s' hash --algo digest --format csv samples/coffee.png /no/such.jpg "
              "samples/horse.png 2>'%s/err.txt'",
              src_dir, nhash, tmp);
-    char *out = run(cmd, &rc);
+    char *out = nh_test_capture(cmd, &rc);
     assert_int_equal(rc, 1);
     assert_non_null(strstr(out, "path,neural,pdq,pdq_quality,xxh128,error\n"));
     assert_non_null(strstr(out, "samples/coffee.png,,,,398ea8877a201501d5097d427020b37a,\n"));
@@ -159,12 +141,12 @@ static void test_errors_go_on(void **state)
     assert_non_null(strstr(out, "samples/horse.png,"));
     free(out);
     snprintf(cmd, sizeof cmd, "cat '%s/err.txt'", tmp);
-    out = run(cmd, &rc);
+    out = nh_test_capture(cmd, &rc);
     assert_non_null(strstr(out, "/no/such.jpg: no such file"));
     free(out);
     /* Usage errors exit 2. */
     snprintf(cmd, sizeof cmd, "'%s' hash --algo nope x 2>/dev/null", nhash);
-    free(run(cmd, &rc));
+    free(nh_test_capture(cmd, &rc));
     assert_int_equal(rc, 2);
 }
 
@@ -187,13 +169,13 @@ static void test_pdq_backends_in_main_job(void **state)
                  "--model '%s/models/default.nhm' --pdq-backend %s --batch 5 --format jsonl - "
                  "> '%s' && echo ok",
                  src_dir, nhash, src_dir, be[k], outs[k]);
-        char *o = run(cmd, &rc);
+        char *o = nh_test_capture(cmd, &rc);
         assert_int_equal(rc, 0);
         assert_non_null(strstr(o, "ok"));
         free(o);
     }
     snprintf(cmd, sizeof cmd, "cmp '%s' '%s' && echo same", out_c, out_cl);
-    char *o = run(cmd, &rc);
+    char *o = nh_test_capture(cmd, &rc);
     assert_int_equal(rc, 0);
     free(o);
     /* Every expected row whose file is committed: its hash and quality in both outputs. */
@@ -216,7 +198,7 @@ static void test_pdq_backends_in_main_job(void **state)
             char want[512];
             snprintf(want, sizeof want, "{\"path\":\"%s.png\",", name);
             snprintf(cmd, sizeof cmd, "grep -F '%s' '%s'", want, outs[k]);
-            char *rec = run(cmd, &rc);
+            char *rec = nh_test_capture(cmd, &rc);
             assert_int_equal(rc, 0);
             char pdq[128];
             snprintf(pdq, sizeof pdq, "\"pdq\":\"%s\",\"pdq_quality\":%d", hex, q);
@@ -255,7 +237,7 @@ static void test_bracket_names(void **state)
     copy_file(from, a);
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s' hash --algo pdq a.png 'a.png[0]' 'b.png[page=0]' horse.png",
              d, nhash);
-    char *out = run(cmd, &rc);
+    char *out = nh_test_capture(cmd, &rc);
     assert_int_equal(rc, 0);
     char h[4][65];
     char *line = out;
@@ -287,7 +269,7 @@ static void test_special_files(void **state)
                  "cd '%s' && timeout 60 '%s' hash --algo %s --format csv '%s' /dev/zero "
                  "samples/coffee.png 2>/dev/null",
                  src_dir, nhash, algos[k], fifo);
-        char *out = run(cmd, &rc);
+        char *out = nh_test_capture(cmd, &rc);
         assert_int_equal(rc, 1); /* 124 would be the timeout */
         assert_non_null(strstr(out, "fifo: not a regular file"));
         assert_non_null(strstr(out, "/dev/zero: not a regular file"));
@@ -324,7 +306,7 @@ static void test_records_import(void **state)
              "cmp '%s/a.txt' '%s/b.txt' && wc -l < '%s/a.txt' && grep -c source_b64 '%s/b.txt'",
              src_dir, nhash, d, tmp, nhash, tmp, d, nhdb, tmp, tmp, nhdb, tmp, tmp, tmp, tmp, tmp,
              tmp);
-    char *out = run(cmd, &rc);
+    char *out = nh_test_capture(cmd, &rc);
     assert_int_equal(rc, 0);
     int entries = 0, b64 = 0;
     assert_int_equal(sscanf(out, "%d %d", &entries, &b64), 2);
@@ -387,7 +369,7 @@ static void test_decode_options_for_every_hasher(void **state)
              "cd '%s' && vips copy '%s/samples/chelsea.png' big.png 2>/dev/null && "
              "vips copy '%s/samples/coffee.png' x.ppm 2>/dev/null && echo made",
              tmp, src_dir, src_dir);
-    char *out = run(cmd, &rc);
+    char *out = nh_test_capture(cmd, &rc);
     if (!strstr(out, "made")) {
         printf("SKIP: vips cannot write the test files\n");
         free(out);
@@ -400,7 +382,7 @@ static void test_decode_options_for_every_hasher(void **state)
                  "cd '%s' && '%s' hash --algo %s --format csv --max-pixels 10000 big.png x.ppm "
                  "2>/dev/null",
                  tmp, nhash, algo);
-        out = run(cmd, &rc);
+        out = nh_test_capture(cmd, &rc);
         assert_int_equal(rc, 1);
         assert_non_null(strstr(out, "over the 0.0 MP limit"));
         assert_non_null(strstr(out, "--allow-untrusted enables it"));
@@ -408,7 +390,7 @@ static void test_decode_options_for_every_hasher(void **state)
         snprintf(cmd, sizeof cmd,
                  "cd '%s' && '%s' hash --algo %s --format csv --allow-untrusted x.ppm 2>/dev/null",
                  tmp, nhash, algo);
-        out = run(cmd, &rc);
+        out = nh_test_capture(cmd, &rc);
         assert_int_equal(rc, 0);
         char *line = strstr(out, "x.ppm,");
         assert_non_null(line);
@@ -495,7 +477,7 @@ static void test_neural_end_to_end(void **state)
         int rc;
         snprintf(cmd, sizeof cmd, "'%s' hash --model '%s' %s - < '%s'", nhash, model, variants[v],
                  list);
-        char *out = run(cmd, &rc);
+        char *out = nh_test_capture(cmd, &rc);
         assert_int_equal(rc, 0);
         char *p = out;
         for (int i = 0; i < n; i++) {
@@ -539,7 +521,7 @@ static void test_mixed_folder(void **state)
     int rc;
     snprintf(cmd, sizeof cmd, "'%s' hash --model '%s' --algo neural,digest --format jsonl '%s' 2>/dev/null",
              nhash, model, dir);
-    char *out = run(cmd, &rc);
+    char *out = nh_test_capture(cmd, &rc);
     assert_int_equal(rc, 1);
     const char *good[] = {"/china.jpg\"", "/flower.jpg\"", "/dogs.jpg\"", "/sub/coffee.png\""};
     const char *bad[] = {"/truncated.jpg\"", "/bomb.jpg\"", "/empty.png\"", "/sub/notes.jpg\"",
@@ -574,7 +556,7 @@ static long set_count(const char *db, const char *kind)
     char cmd[2048];
     int rc;
     snprintf(cmd, sizeof cmd, "'%s/dbtool/nhdb' stats --json '%s' 2>/dev/null", getenv("NH_BINARY_DIR"), db);
-    char *out = run(cmd, &rc);
+    char *out = nh_test_capture(cmd, &rc);
     long count = 0;
     char key[64];
     snprintf(key, sizeof key, "\"kind\":\"%s\"", kind);
@@ -628,13 +610,13 @@ static void test_resume_after_kill(void **state)
     assert_true(midway);
     int rc;
     snprintf(cmd, sizeof cmd, "%s 2>&1 >/dev/null", job);
-    char *out = run(cmd, &rc);
+    char *out = nh_test_capture(cmd, &rc);
     printf("  re-run: %s", out);
     assert_int_equal(rc, 0);
     free(out);
     long digests = set_count(db, "digest"), neural = set_count(db, "neural");
     snprintf(cmd, sizeof cmd, "xargs -d '\\n' xxhsum -H2 < '%s' | cut -d' ' -f1 | sort -u | wc -l", list);
-    out = run(cmd, &rc);
+    out = nh_test_capture(cmd, &rc);
     long distinct = atol(out);
     free(out);
     printf("  %d files, %ld distinct contents, %ld digest and %ld neural entries\n", NFILES,
@@ -643,7 +625,7 @@ static void test_resume_after_kill(void **state)
     assert_true(digests >= distinct && digests <= NFILES);
     assert_int_equal(neural, digests);
     snprintf(cmd, sizeof cmd, "%s 2>&1 >/dev/null", job);
-    out = run(cmd, &rc);
+    out = nh_test_capture(cmd, &rc);
     assert_non_null(strstr(out, " 0 entries added"));
     free(out);
     snprintf(cmd, sizeof cmd, "'%s/dbtool/nhdb' verify '%s' >/dev/null", getenv("NH_BINARY_DIR"), db);
@@ -671,7 +653,7 @@ static void test_audit(void **state)
     assert_int_equal(system(cmd), 0);
     int rc;
     snprintf(cmd, sizeof cmd, "cd '%s' && ls aset | wc -l && ls aother | wc -l", tmp);
-    char *out = run(cmd, &rc);
+    char *out = nh_test_capture(cmd, &rc);
     long nset = 0, nother = 0;
     sscanf(out, "%ld %ld", &nset, &nother);
     free(out);
@@ -683,7 +665,7 @@ static void test_audit(void **state)
     /* copies: every one matched, threshold reached -> exit 3 */
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db a.set --model '%s' --threshold %ld acopies",
              tmp, nhash, model, nset);
-    out = run(cmd, &rc);
+    out = nh_test_capture(cmd, &rc);
     assert_int_equal(rc, 3);
     char want[128];
     snprintf(want, sizeof want, "\"matched_files\":%ld,", 2 * nset);
@@ -694,19 +676,19 @@ static void test_audit(void **state)
     free(out);
     /* disjoint archive: nothing */
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db a.set --model '%s' aother", tmp, nhash, model);
-    out = run(cmd, &rc);
+    out = nh_test_capture(cmd, &rc);
     assert_int_equal(rc, 0);
     assert_null(strstr(out, "\"type\":\"match\""));
     assert_non_null(strstr(out, "\"matched_files\":0,"));
     free(out);
     /* rotations: only with the dihedral variants */
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db a.set --model '%s' arot", tmp, nhash, model);
-    out = run(cmd, &rc);
+    out = nh_test_capture(cmd, &rc);
     assert_non_null(strstr(out, "\"matched_files\":0,"));
     free(out);
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db a.set --model '%s' --pdq-dihedral arot",
              tmp, nhash, model);
-    out = run(cmd, &rc);
+    out = nh_test_capture(cmd, &rc);
     snprintf(want, sizeof want, "\"matched_files\":%ld,", nset);
     assert_non_null(strstr(out, want));
     assert_non_null(strstr(out, "\"variant\":\"rotate"));
@@ -715,7 +697,7 @@ static void test_audit(void **state)
      * (the mirror image of a mirrored PNG is the original's pixels up to resize rounding) */
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db a.set --model '%s' --algo neural --neural-mirror amirror",
              tmp, nhash, model);
-    out = run(cmd, &rc);
+    out = nh_test_capture(cmd, &rc);
     snprintf(want, sizeof want, "\"matched_files\":%ld,", nset);
     assert_non_null(strstr(out, want));
     assert_non_null(strstr(out, "\"variant\":\"flipx\""));
@@ -724,19 +706,19 @@ static void test_audit(void **state)
     free(out);
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db a.set --model '%s' --algo neural amirror", tmp,
              nhash, model);
-    out = run(cmd, &rc);
+    out = nh_test_capture(cmd, &rc);
     assert_null(strstr(out, "flipx"));
     free(out);
     /* csv: one line per match plus the header */
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db a.set --model '%s' --format csv acopies 2>/dev/null | wc -l",
              tmp, nhash, model);
-    out = run(cmd, &rc);
+    out = nh_test_capture(cmd, &rc);
     assert_true(atol(out) >= 2 * nset + 1);
     free(out);
     /* csv names the dihedral variant that matched in its last column */
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db a.set --model '%s' --format csv --pdq-dihedral arot "
              "2>/dev/null | grep -c ',rotate[0-9]*$'", tmp, nhash, model);
-    out = run(cmd, &rc);
+    out = nh_test_capture(cmd, &rc);
     assert_true(atol(out) >= nset);
     free(out);
 }
@@ -764,7 +746,7 @@ static void test_sigint(void **state)
     int rc;
     snprintf(cmd, sizeof cmd, "cat '%s/sigint.rc'; wc -l < '%s'; grep -c '  ' '%s'", tmp, out_path,
              out_path);
-    char *out = run(cmd, &rc);
+    char *out = nh_test_capture(cmd, &rc);
     int status = 0, lines = 0, complete = 0;
     sscanf(out, "%d %d %d", &status, &lines, &complete);
     free(out);
@@ -774,7 +756,7 @@ static void test_sigint(void **state)
     assert_int_equal(complete, lines); /* every written line is a whole record */
     /* Everything written out is in the set. */
     snprintf(cmd, sizeof cmd, "'%s/dbtool/nhdb' stats --json '%s'", getenv("NH_BINARY_DIR"), db);
-    out = run(cmd, &rc);
+    out = nh_test_capture(cmd, &rc);
     char *c = strstr(out, "\"kind\":\"digest\"");
     c = c ? strstr(c, "\"count\":") : NULL;
     assert_non_null(c);

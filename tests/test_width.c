@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli_run.h"
 #include "nhash/core.h"
 #include "nhash/nhm.h"
 
@@ -135,22 +136,7 @@ static char *run(int *rc, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(cmd + n, sizeof cmd - (size_t)n, fmt, ap);
     va_end(ap);
-    FILE *f = popen(cmd, "r");
-    assert_non_null(f);
-    size_t cap = 1 << 16, len = 0, got;
-    char *buf = malloc(cap);
-    assert_non_null(buf);
-    while ((got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += got;
-        if (len + 1 >= cap) {
-            buf = realloc(buf, cap *= 2);
-            assert_non_null(buf);
-        }
-    }
-    buf[len] = '\0';
-    int st = pclose(f);
-    *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return buf;
+    return nh_test_capture(cmd, rc);
 }
 
 /* nhash hash with model into set.db, labelled: every image hashed (none skipped), each
