@@ -520,6 +520,17 @@ static nh_status fmt_err(nh_error *err, const char *name, const char *what)
                         what);
 }
 
+/* Is a text field of cap bytes zero from its first NUL to its end? (One without a NUL is
+ * check_text's to report.) */
+static int nul_padded(const uint8_t *p, size_t cap)
+{
+    const uint8_t *z = memchr(p, 0, cap);
+    for (; z && z < p + cap; z++)
+        if (*z)
+            return 0;
+    return 1;
+}
+
 /* [off, off + size) lies inside [lo, len)? All values < 2^64 without overflow. */
 static int in_range(uint64_t off, uint64_t size, uint64_t lo, uint64_t len)
 {
@@ -641,6 +652,14 @@ nh_status nh_model_load_buffer(const void *data, size_t len, const char *name, n
         goto fail;
     }
     /* Canonical layout only: the file must be exactly what we would write. */
+    if (!nul_padded(b + H_NAME, NH_NHM_NAME_MAX)) {
+        st = fmt_err(err, name, "model name is not NUL-padded after its terminator");
+        goto fail;
+    }
+    if (!nul_padded(b + H_MVERSION, NH_NHM_MVERSION_MAX)) {
+        st = fmt_err(err, name, "model version is not NUL-padded after its terminator");
+        goto fail;
+    }
     if (nodes_off != NH_NHM_HEADER_SIZE || weights_off != align64(nodes_off + nodes_size) ||
         seed_off != align64(weights_off + weights_size) || len != seed_off + seed_size) {
         st = fmt_err(err, name, "sections not in canonical layout");

@@ -30,6 +30,17 @@
 
 enum vkind { V_CONST, V_TENSOR, V_LAZY, V_PAD, V_SLICE, V_PCONV };
 
+/*
+ * Bounds on what a small file can make the importer allocate. Constants read from the file
+ * cost about what they take in it, but folding creates new ones (ConstantOfShape, Reshape,
+ * Concat, Transpose ...) whose size the file only names: a few KB could ask for GiBs. Real
+ * models fold shape arithmetic (tens of values), so 2^24 floats (64 MiB) in all is far above
+ * their need; the network's weights are copies of constants, at most twice what the file and
+ * folding hold plus 2^20 (a broadcast bias, scale and B of an instance norm ...).
+ */
+#define NH_ONNX_MAX_FOLDED (1u << 24)
+#define NH_ONNX_WEIGHT_SLACK (1u << 20)
+
 typedef struct value {
     char *name;
     int kind;
@@ -57,7 +68,9 @@ typedef struct importer {
     uint32_t n_nodes, cap_nodes;
     float *w;
     size_t nw, capw;
-    nh_shape *shapes; /* n_nodes + 1 */
+    size_t file_elems; /* floats of the constants read from the file */
+    size_t folded;     /* floats of the constants made by folding */
+    nh_shape *shapes;  /* n_nodes + 1 */
     const NhOnnx__GraphProto *g;
     nh_error *err;
     const NhOnnx__NodeProto *cur;
@@ -145,8 +158,15 @@ static nh_status emit(importer *im, const nh_node *nd, const float *w, size_t wn
     }
     if (im->nw + wn > NH_NHM_MAX_WEIGHTS)
         return refuse(im, "%s", "too many weights");
+    if (im->nw + wn > 2 * (im->file_elems + im->folded) + NH_ONNX_WEIGHT_SLACK)
+        return refuse(im,
+                      "network weights (%zu floats) would exceed twice the constants of the "
+                      "file and of folding (%zu) plus %u",
+                      im->nw + wn, im->file_elems + im->folded, NH_ONNX_WEIGHT_SLACK);
     if (im->nw + wn > im->capw) {
         size_t cap = (im->nw + wn) * 2;
+        if (cap > NH_NHM_MAX_WEIGHTS)
+            cap = NH_NHM_MAX_WEIGHTS;
         float *w2 = realloc(im->w, cap * sizeof *w2);
         if (!w2)
             return nomem(im);
@@ -209,13 +229,22 @@ static nh_status tensor_floats(importer *im, const NhOnnx__TensorProto *tp, valu
     if (!esz)
         return refuse(im, "constant of unsupported data type %s (float, int32, int64, double only)",
                       dt == 10 ? "float16" : "other");
+    /* The data is checked against the dimensions before the dimensions are believed. */
+    size_t have = tp->has_raw_data ? tp->raw_data.len / esz
+                  : dt == 1        ? tp->n_float_data
+                  : dt == 6        ? tp->n_int32_data
+                  : dt == 7        ? tp->n_int64_data
+                                   : tp->n_double_data;
+    if (tp->has_raw_data && tp->raw_data.len != count * esz)
+        return refuse(im, "%s", "raw_data size does not match the dimensions");
+    if (have != count)
+        return refuse(im, "%s", "constant data count does not match the dimensions");
     v->data = malloc((count ? count : 1) * sizeof(float));
     if (!v->data)
         return nomem(im);
     v->count = count;
+    im->file_elems += count;
     if (tp->has_raw_data) {
-        if (tp->raw_data.len != count * esz)
-            return refuse(im, "%s", "raw_data size does not match the dimensions");
         const uint8_t *p = tp->raw_data.data;
         for (size_t i = 0; i < count; i++, p += esz) {
             uint64_t u = 0;
@@ -236,12 +265,6 @@ static nh_status tensor_floats(importer *im, const NhOnnx__TensorProto *tp, valu
         }
         return NH_OK;
     }
-    size_t have = dt == 1   ? tp->n_float_data
-                  : dt == 6 ? tp->n_int32_data
-                  : dt == 7 ? tp->n_int64_data
-                            : tp->n_double_data;
-    if (have != count)
-        return refuse(im, "%s", "constant data count does not match the dimensions");
     for (size_t i = 0; i < count; i++)
         v->data[i] = dt == 1   ? tp->float_data[i]
                      : dt == 6 ? (float)tp->int32_data[i]
@@ -293,6 +316,17 @@ static value *in_val(importer *im, size_t k)
 static int near(float a, float b, float tol)
 {
     return fabsf(a - b) <= tol;
+}
+
+/* A constant's value as a whole number in [lo, hi] (|lo|, |hi| <= 2^53): 0 when it is not
+ * finite, not whole or out of range, where converting it would be undefined behaviour. */
+static int whole(float f, int64_t lo, int64_t hi, int64_t *out)
+{
+    double d = f;
+    if (!(d >= (double)lo && d <= (double)hi) || d != trunc(d))
+        return 0;
+    *out = (int64_t)d;
+    return 1;
 }
 
 /* Turn a value into a tensor id, emitting an activation node for a lazy value. */
@@ -555,16 +589,18 @@ static nh_status op_split(importer *im)
     const NhOnnx__AttributeProto *a = attr(n, "split");
     value *sp = in_val(im, 1);
     for (size_t k = 0; k < n->n_output; k++) {
-        uint32_t cn;
+        int64_t cn;
         if (a && a->n_ints == n->n_output)
-            cn = (uint32_t)a->ints[k];
-        else if (sp && sp->kind == V_CONST && sp->count == n->n_output)
-            cn = (uint32_t)sp->data[k];
-        else if (c % n->n_output == 0)
+            cn = a->ints[k];
+        else if (sp && sp->kind == V_CONST && sp->count == n->n_output) {
+            if (!whole(sp->data[k], 0, c, &cn))
+                return refuse(im, "split size %zu (%g) is not a whole number of channels 0..%u", k,
+                              (double)sp->data[k], c);
+        } else if (c % n->n_output == 0)
             cn = c / (uint32_t)n->n_output;
         else
             return refuse(im, "%s", "split sizes unknown");
-        if (cn == 0 || cn > c - c0)
+        if (cn <= 0 || cn > c - c0)
             return refuse(im, "%s", "split sizes exceed the channels");
         value *o = out_value(im, k);
         if (!o)
@@ -572,8 +608,8 @@ static nh_status op_split(importer *im)
         o->kind = V_SLICE;
         o->t = t;
         o->c0 = c0;
-        o->cn = cn;
-        c0 += cn;
+        o->cn = (uint32_t)cn;
+        c0 += (uint32_t)cn;
     }
     return NH_OK;
 }
@@ -582,6 +618,8 @@ static nh_status op_pad(importer *im)
 {
     const NhOnnx__NodeProto *n = im->cur;
     value *x = in_val(im, 0), *p = in_val(im, 1), *cv = in_val(im, 2);
+    if (!x)
+        return refuse(im, "%s", "missing input 0 (data)");
     char buf[32];
     const char *mode = attr_s(n, "mode", buf, sizeof buf);
     if (mode && strcmp(mode, "constant"))
@@ -600,7 +638,7 @@ static nh_status op_pad(importer *im)
     if (pads[0] != 0 || pads[1] != 0 || pads[4] != 0 || pads[5] != 0)
         return refuse(im, "%s", "padding of batch or channel axes");
     for (int i = 2; i < 8; i++)
-        if (pads[i] < 0 || pads[i] > 15)
+        if (!(pads[i] >= 0 && pads[i] <= 15))
             return refuse(im, "%s", "pads out of range");
     uint32_t t;
     nh_status st = materialize(im, x, &t);
@@ -863,6 +901,7 @@ static nh_status op_const(importer *im)
             return nomem(im);
         o->data[0] = a->f;
         o->count = 1;
+        im->file_elems += 1;
         return NH_OK;
     }
     if ((a = attr(im->cur, "value_ints")) || (a = attr(im->cur, "value_int"))) {
@@ -873,6 +912,7 @@ static nh_status op_const(importer *im)
         for (size_t i = 0; i < cnt; i++)
             o->data[i] = a->n_ints ? (float)a->ints[i] : (float)a->i;
         o->count = cnt;
+        im->file_elems += cnt;
         o->ndims = 1;
         o->dims[0] = (int64_t)cnt;
         return NH_OK;
@@ -890,33 +930,44 @@ static size_t dims_count(const int64_t *d, int nd)
     return c;
 }
 
-/* New constant output 0 with the given dims; data left for the caller to fill. */
-static value *out_const(importer *im, const int64_t *dims, int nd)
+/* New constant output 0 with the given dims, zero-filled for the caller to fill; counted
+ * against NH_ONNX_MAX_FOLDED. */
+static nh_status out_const(importer *im, const int64_t *dims, int nd, value **out)
 {
     size_t c = 1;
     for (int i = 0; i < nd; i++) {
-        if (dims[i] < 0 || dims[i] > (int64_t)NH_NHM_MAX_WEIGHTS)
-            return NULL;
-        c *= (size_t)dims[i];
-        if (c > NH_NHM_MAX_WEIGHTS)
-            return NULL;
+        if (dims[i] < 0)
+            return refuse(im, "folded constant has dimension %d of %lld", i, (long long)dims[i]);
+        if (dims[i] <= (int64_t)NH_ONNX_MAX_FOLDED)
+            c *= (size_t)dims[i]; /* both <= 2^24 */
+        if (dims[i] > (int64_t)NH_ONNX_MAX_FOLDED || c > NH_ONNX_MAX_FOLDED)
+            return refuse(im,
+                          "folded constant is over the limit of %u floats (dimension %d is %lld)",
+                          NH_ONNX_MAX_FOLDED, i, (long long)dims[i]);
     }
+    if (c > NH_ONNX_MAX_FOLDED - im->folded)
+        return refuse(im,
+                      "constant folding would make more than %u floats in all (%zu made, %zu "
+                      "more asked)",
+                      NH_ONNX_MAX_FOLDED, im->folded, c);
     value *o = out_value(im, 0);
     if (!o)
-        return NULL;
+        return nomem(im);
     o->kind = V_CONST;
     o->ndims = nd;
     memcpy(o->dims, dims, (size_t)nd * sizeof *dims);
-    o->count = c;
     o->data = calloc(c ? c : 1, sizeof(float));
     if (!o->data)
-        return NULL;
-    return o;
+        return nomem(im);
+    o->count = c;
+    im->folded += c;
+    *out = o;
+    return NH_OK;
 }
 
 static nh_status fold_fail(importer *im)
 {
-    return refuse(im, "%s", "constant folding failed (bad shape or out of memory)");
+    return refuse(im, "%s", "constant folding failed (bad shape)");
 }
 
 /* Is every (non-empty) input of the current node a constant? */
@@ -930,226 +981,288 @@ static int all_const(importer *im)
     return 1;
 }
 
-static nh_status fold_node(importer *im, const char *op)
+static nh_status fold_constant_of_shape(importer *im, const value *x)
+{
+    const NhOnnx__AttributeProto *a = attr(im->cur, "value");
+    float fill = 0.0f;
+    if (a && a->t) {
+        value tmp;
+        memset(&tmp, 0, sizeof tmp);
+        nh_status st = tensor_floats(im, a->t, &tmp);
+        if (st == NH_OK && tmp.count != 1)
+            st = refuse(im, "value has %zu elements, not one", tmp.count);
+        if (st == NH_OK)
+            fill = tmp.data[0];
+        free(tmp.data);
+        if (st != NH_OK)
+            return st;
+    }
+    int64_t d[8];
+    if (x->count > 8)
+        return refuse(im, "shape has %zu dimensions (8 at most)", x->count);
+    for (size_t i = 0; i < x->count; i++)
+        if (!whole(x->data[i], 0, INT64_C(1) << 40, &d[i]))
+            return refuse(im, "shape value %zu (%g) is not a dimension", i, (double)x->data[i]);
+    value *o;
+    nh_status st = out_const(im, d, (int)x->count, &o);
+    if (st != NH_OK)
+        return st;
+    for (size_t i = 0; i < o->count; i++)
+        o->data[i] = fill;
+    return NH_OK;
+}
+
+static nh_status fold_reshape(importer *im, const char *op, const value *x)
+{
+    int64_t d[8];
+    int nd = 0;
+    value *sh = in_val(im, 1);
+    if (!strcmp(op, "Reshape")) {
+        if (!sh || sh->count > 8)
+            return fold_fail(im);
+        int neg = -1;
+        size_t known = 1;
+        for (size_t i = 0; i < sh->count; i++) {
+            if (!whole(sh->data[i], -1, INT64_C(1) << 40, &d[i]))
+                return refuse(im, "shape value %zu (%g) is not a dimension or -1", i,
+                              (double)sh->data[i]);
+            if (d[i] == 0 && (int)i < x->ndims)
+                d[i] = x->dims[i];
+            if (d[i] == -1 && neg >= 0)
+                return refuse(im, "%s", "shape has two -1 dimensions");
+            if (d[i] == -1)
+                neg = (int)i;
+            else if (d[i] > (int64_t)NH_ONNX_MAX_FOLDED || known > NH_ONNX_MAX_FOLDED)
+                return refuse(im,
+                              "folded constant is over the limit of %u floats (dimension %zu is "
+                              "%lld)",
+                              NH_ONNX_MAX_FOLDED, i, (long long)d[i]);
+            else
+                known *= (size_t)d[i];
+        }
+        nd = (int)sh->count;
+        if (neg >= 0)
+            d[neg] = known ? (int64_t)(x->count / known) : 0;
+    } else if (!strcmp(op, "Flatten")) {
+        d[0] = 1;
+        d[1] = (int64_t)x->count;
+        nd = 2;
+    } else {
+        /* Squeeze / Unsqueeze of a constant: only the count matters to nhash's uses. */
+        d[0] = (int64_t)x->count;
+        nd = 1;
+    }
+    if (dims_count(d, nd) != x->count)
+        return fold_fail(im);
+    value *o;
+    nh_status st = out_const(im, d, nd, &o);
+    if (st != NH_OK)
+        return st;
+    memcpy(o->data, x->data, x->count * sizeof(float));
+    return NH_OK;
+}
+
+static nh_status fold_concat(importer *im, const value *x)
 {
     const NhOnnx__NodeProto *n = im->cur;
-    value *x = in_val(im, 0);
-    if (!strcmp(op, "ConstantOfShape")) {
-        const NhOnnx__AttributeProto *a = attr(n, "value");
-        float fill = 0.0f;
-        if (a && a->t) {
-            value tmp;
-            memset(&tmp, 0, sizeof tmp);
-            nh_status st = tensor_floats(im, a->t, &tmp);
-            if (st != NH_OK)
-                return st;
-            fill = tmp.count ? tmp.data[0] : 0.0f;
-            free(tmp.data);
-        }
-        int64_t d[8];
-        if (!x || x->count > 8)
+    int64_t axis = attr_i(n, "axis", 0);
+    int nd = x->ndims;
+    if (nd == 0)
+        return fold_fail(im);
+    if (axis < 0)
+        axis += nd;
+    if (axis < 0 || axis >= nd)
+        return fold_fail(im);
+    int64_t d[8];
+    memcpy(d, x->dims, sizeof d);
+    d[axis] = 0;
+    for (size_t k = 0; k < n->n_input; k++) {
+        value *v = in_val(im, k);
+        if (!v || v->ndims != nd)
             return fold_fail(im);
-        for (size_t i = 0; i < x->count; i++)
-            d[i] = (int64_t)x->data[i];
-        value *o = out_const(im, d, (int)x->count);
-        if (!o)
-            return fold_fail(im);
-        for (size_t i = 0; i < o->count; i++)
-            o->data[i] = fill;
-        return NH_OK;
-    }
-    if (!strcmp(op, "Cast") || !strcmp(op, "Identity")) {
-        value *o = out_const(im, x->dims, x->ndims);
-        if (!o)
-            return fold_fail(im);
-        memcpy(o->data, x->data, x->count * sizeof(float));
-        return NH_OK;
-    }
-    if (!strcmp(op, "Reshape") || !strcmp(op, "Squeeze") || !strcmp(op, "Unsqueeze") ||
-        !strcmp(op, "Flatten")) {
-        int64_t d[8];
-        int nd = 0;
-        value *sh = in_val(im, 1);
-        if (!strcmp(op, "Reshape")) {
-            if (!sh || sh->count > 8)
+        for (int i = 0; i < nd; i++)
+            if (i != axis && v->dims[i] != x->dims[i])
                 return fold_fail(im);
-            int neg = -1;
-            size_t known = 1;
-            for (size_t i = 0; i < sh->count; i++) {
-                d[i] = (int64_t)sh->data[i];
-                if (d[i] == 0 && (int)i < x->ndims)
-                    d[i] = x->dims[i];
-                if (d[i] == -1)
-                    neg = (int)i;
-                else if (d[i] < 0)
-                    return fold_fail(im);
-                else
-                    known *= (size_t)d[i];
-            }
-            nd = (int)sh->count;
-            if (neg >= 0)
-                d[neg] = known ? (int64_t)(x->count / known) : 0;
-        } else if (!strcmp(op, "Flatten")) {
-            d[0] = 1;
-            d[1] = (int64_t)x->count;
-            nd = 2;
-        } else {
-            /* Squeeze / Unsqueeze of a constant: only the count matters to nhash's uses. */
-            d[0] = (int64_t)x->count;
-            nd = 1;
-        }
-        if (dims_count(d, nd) != x->count)
-            return fold_fail(im);
-        value *o = out_const(im, d, nd);
-        if (!o)
-            return fold_fail(im);
-        memcpy(o->data, x->data, x->count * sizeof(float));
-        return NH_OK;
+        d[axis] += v->dims[axis];
     }
-    if (!strcmp(op, "Concat")) {
-        int64_t axis = attr_i(n, "axis", 0);
-        int nd = x ? x->ndims : 0;
-        if (nd == 0)
-            return fold_fail(im);
-        if (axis < 0)
-            axis += nd;
-        if (axis < 0 || axis >= nd)
-            return fold_fail(im);
-        int64_t d[8];
-        memcpy(d, x->dims, sizeof d);
-        d[axis] = 0;
+    size_t outer = dims_count(x->dims, (int)axis);
+    size_t inner = dims_count(x->dims + axis + 1, nd - (int)axis - 1);
+    /* Inputs read before the output is added (pointers stay valid: reserved). */
+    value *o;
+    nh_status st = out_const(im, d, nd, &o);
+    if (st != NH_OK)
+        return st;
+    size_t pos = 0;
+    for (size_t b = 0; b < outer; b++)
         for (size_t k = 0; k < n->n_input; k++) {
             value *v = in_val(im, k);
-            if (!v || v->ndims != nd)
-                return fold_fail(im);
-            for (int i = 0; i < nd; i++)
-                if (i != axis && v->dims[i] != x->dims[i])
-                    return fold_fail(im);
-            d[axis] += v->dims[axis];
+            size_t chunk = (size_t)v->dims[axis] * inner;
+            memcpy(o->data + pos, v->data + b * chunk, chunk * sizeof(float));
+            pos += chunk;
         }
-        size_t outer = dims_count(x->dims, (int)axis);
-        size_t inner = dims_count(x->dims + axis + 1, nd - (int)axis - 1);
-        /* Inputs read before the output is added (pointers stay valid: reserved). */
-        value *o = out_const(im, d, nd);
-        if (!o)
-            return fold_fail(im);
-        size_t pos = 0;
-        for (size_t b = 0; b < outer; b++)
-            for (size_t k = 0; k < n->n_input; k++) {
-                value *v = in_val(im, k);
-                size_t chunk = (size_t)v->dims[axis] * inner;
-                memcpy(o->data + pos, v->data + b * chunk, chunk * sizeof(float));
-                pos += chunk;
-            }
-        return NH_OK;
+    return NH_OK;
+}
+
+static nh_status fold_transpose(importer *im, const value *x)
+{
+    const NhOnnx__AttributeProto *a = attr(im->cur, "perm");
+    int nd = x->ndims;
+    if (nd < 1 || nd > 8)
+        return fold_fail(im);
+    if (a && a->n_ints != (size_t)nd)
+        return refuse(im, "perm has %zu axes for %d dimensions", a->n_ints, nd);
+    int perm[8];
+    unsigned seen = 0;
+    int64_t d[8] = {0};
+    for (int i = 0; i < nd; i++) {
+        int64_t p = a ? a->ints[i] : nd - 1 - i;
+        if (p < 0 || p >= nd)
+            return refuse(im, "perm axis %lld is not 0..%d", (long long)p, nd - 1);
+        if (seen & (1u << p))
+            return refuse(im, "perm repeats axis %lld", (long long)p);
+        seen |= 1u << p;
+        perm[i] = (int)p;
+        d[i] = x->dims[perm[i]];
     }
-    if (!strcmp(op, "Transpose")) {
-        const NhOnnx__AttributeProto *a = attr(n, "perm");
-        int nd = x->ndims;
-        if (nd < 1 || nd > 8)
-            return fold_fail(im);
-        int perm[8];
-        for (int i = 0; i < nd; i++)
-            perm[i] = a && a->n_ints == (size_t)nd ? (int)a->ints[i] : nd - 1 - i;
-        int64_t d[8] = {0};
-        for (int i = 0; i < nd; i++) {
-            if (perm[i] < 0 || perm[i] >= nd)
-                return fold_fail(im);
-            d[i] = x->dims[perm[i]];
-        }
-        value *o = out_const(im, d, nd);
-        if (!o)
-            return fold_fail(im);
-        size_t stride[8];
-        for (int i = nd - 1, s = 1; i >= 0; i--) {
-            stride[i] = (size_t)s;
-            s *= (int)x->dims[i];
-        }
-        for (size_t j = 0; j < o->count; j++) {
-            size_t r = j, src = 0;
-            for (int i = nd - 1; i >= 0; i--) {
-                size_t idx = r % (size_t)d[i];
-                r /= (size_t)d[i];
-                src += idx * stride[perm[i]];
-            }
-            o->data[j] = x->data[src];
-        }
-        return NH_OK;
+    value *o;
+    nh_status st = out_const(im, d, nd, &o);
+    if (st != NH_OK)
+        return st;
+    size_t stride[8];
+    for (int i = nd - 1, s = 1; i >= 0; i--) {
+        stride[i] = (size_t)s;
+        s *= (int)x->dims[i];
     }
-    if (!strcmp(op, "Slice")) {
-        value *st_ = in_val(im, 1), *en = in_val(im, 2), *ax = in_val(im, 3), *sp = in_val(im, 4);
-        int nd = x->ndims;
-        int64_t start[8], step[8], d[8];
-        for (int i = 0; i < nd; i++) {
-            start[i] = 0;
-            step[i] = 1;
-            d[i] = x->dims[i];
+    for (size_t j = 0; j < o->count; j++) {
+        size_t r = j, src = 0;
+        for (int i = nd - 1; i >= 0; i--) {
+            size_t idx = r % (size_t)d[i];
+            r /= (size_t)d[i];
+            src += idx * stride[perm[i]];
         }
-        if (!st_ || !en || st_->count != en->count || st_->count > (size_t)nd)
-            return fold_fail(im);
-        for (size_t k = 0; k < st_->count; k++) {
-            int64_t axis = ax ? (int64_t)ax->data[k] : (int64_t)k;
-            if (axis < 0)
-                axis += nd;
-            if (axis < 0 || axis >= nd)
-                return fold_fail(im);
-            int64_t dim = x->dims[axis], s = sp ? (int64_t)sp->data[k] : 1;
-            double sv = st_->data[k], ev = en->data[k];
-            int64_t b = sv < -1e15 ? INT64_MIN / 2 : sv > 1e15 ? INT64_MAX / 2 : (int64_t)sv;
-            int64_t e = ev < -1e15 ? INT64_MIN / 2 : ev > 1e15 ? INT64_MAX / 2 : (int64_t)ev;
-            if (s == 0)
-                return fold_fail(im);
-            if (b < 0)
-                b += dim;
-            if (e < 0)
-                e += dim;
-            if (s > 0) {
-                b = b < 0 ? 0 : b > dim ? dim : b;
-                e = e < 0 ? 0 : e > dim ? dim : e;
-                d[axis] = e > b ? (e - b + s - 1) / s : 0;
-            } else {
-                b = b < 0 ? -1 : b > dim - 1 ? dim - 1 : b;
-                e = e < -1 ? -1 : e > dim - 1 ? dim - 1 : e;
-                d[axis] = b > e ? (b - e + (-s) - 1) / (-s) : 0;
-            }
-            start[axis] = b;
-            step[axis] = s;
-        }
-        value *o = out_const(im, d, nd);
-        if (!o)
-            return fold_fail(im);
-        size_t stride[8];
-        for (int i = nd - 1, s = 1; i >= 0; i--) {
-            stride[i] = (size_t)s;
-            s *= (int)x->dims[i];
-        }
-        for (size_t j = 0; j < o->count; j++) {
-            size_t r = j, src = 0;
-            for (int i = nd - 1; i >= 0; i--) {
-                int64_t idx = (int64_t)(r % (size_t)d[i]);
-                r /= (size_t)d[i];
-                src += (size_t)(start[i] + idx * step[i]) * stride[i];
-            }
-            o->data[j] = x->data[src];
-        }
-        return NH_OK;
+        o->data[j] = x->data[src];
     }
-    if (!strcmp(op, "Add") || !strcmp(op, "Sub") || !strcmp(op, "Mul") || !strcmp(op, "Div")) {
-        value *y = in_val(im, 1);
-        if (!y || (y->count != x->count && y->count != 1))
-            return fold_fail(im);
-        value *o = out_const(im, x->dims, x->ndims);
-        if (!o)
-            return fold_fail(im);
-        for (size_t i = 0; i < x->count; i++) {
-            float b = y->data[y->count == 1 ? 0 : i];
-            o->data[i] = op[0] == 'A'   ? x->data[i] + b
-                         : op[0] == 'S' ? x->data[i] - b
-                         : op[0] == 'M' ? x->data[i] * b
-                                        : x->data[i] / b;
-        }
-        return NH_OK;
+    return NH_OK;
+}
+
+/* A Slice start or end: clamped far outside any dimension (exporters write INT64_MAX). */
+static int slice_bound(float f, int64_t *out)
+{
+    if (isnan(f))
+        return 0;
+    *out = f < -1e15f ? -(INT64_C(1) << 50) : f > 1e15f ? INT64_C(1) << 50 : (int64_t)f;
+    return 1;
+}
+
+static nh_status fold_slice(importer *im, const value *x)
+{
+    value *st_ = in_val(im, 1), *en = in_val(im, 2), *ax = in_val(im, 3), *sp = in_val(im, 4);
+    int nd = x->ndims;
+    int64_t start[8], step[8], d[8];
+    for (int i = 0; i < nd; i++) {
+        start[i] = 0;
+        step[i] = 1;
+        d[i] = x->dims[i];
     }
+    if (!st_ || !en || st_->count != en->count || st_->count > (size_t)nd)
+        return fold_fail(im);
+    if ((ax && ax->count != st_->count) || (sp && sp->count != st_->count))
+        return refuse(im, "%s", "axes or steps differ in length from starts");
+    for (size_t k = 0; k < st_->count; k++) {
+        int64_t axis = k, s = 1, b, e;
+        if (ax && !whole(ax->data[k], -nd, nd - 1, &axis))
+            return refuse(im, "axis %zu (%g) is not -%d..%d", k, (double)ax->data[k], nd, nd - 1);
+        if (axis < 0)
+            axis += nd;
+        /* Steps beyond +-2^40 take one element, as 2^40 does; the bound keeps -s defined. */
+        if (sp && !whole(sp->data[k], -(INT64_C(1) << 40), INT64_C(1) << 40, &s))
+            return refuse(im, "step %zu (%g) is not a whole number in +-2^40", k,
+                          (double)sp->data[k]);
+        if (!slice_bound(st_->data[k], &b) || !slice_bound(en->data[k], &e))
+            return refuse(im, "start or end %zu is not a number", k);
+        int64_t dim = x->dims[axis];
+        if (s == 0)
+            return refuse(im, "step %zu is zero", k);
+        if (b < 0)
+            b += dim;
+        if (e < 0)
+            e += dim;
+        if (s > 0) {
+            b = b < 0 ? 0 : b > dim ? dim : b;
+            e = e < 0 ? 0 : e > dim ? dim : e;
+            d[axis] = e > b ? (e - b + s - 1) / s : 0;
+        } else {
+            b = b < 0 ? -1 : b > dim - 1 ? dim - 1 : b;
+            e = e < -1 ? -1 : e > dim - 1 ? dim - 1 : e;
+            d[axis] = b > e ? (b - e + (-s) - 1) / (-s) : 0;
+        }
+        start[axis] = b;
+        step[axis] = s;
+    }
+    value *o;
+    nh_status st = out_const(im, d, nd, &o);
+    if (st != NH_OK)
+        return st;
+    size_t stride[8];
+    for (int i = nd - 1, s = 1; i >= 0; i--) {
+        stride[i] = (size_t)s;
+        s *= (int)x->dims[i];
+    }
+    for (size_t j = 0; j < o->count; j++) {
+        size_t r = j, src = 0;
+        for (int i = nd - 1; i >= 0; i--) {
+            int64_t idx = (int64_t)(r % (size_t)d[i]);
+            r /= (size_t)d[i];
+            src += (size_t)(start[i] + idx * step[i]) * stride[i];
+        }
+        o->data[j] = x->data[src];
+    }
+    return NH_OK;
+}
+
+static nh_status fold_arith(importer *im, const char *op, const value *x)
+{
+    value *y = in_val(im, 1);
+    if (!y || (y->count != x->count && y->count != 1))
+        return fold_fail(im);
+    value *o;
+    nh_status st = out_const(im, x->dims, x->ndims, &o);
+    if (st != NH_OK)
+        return st;
+    for (size_t i = 0; i < x->count; i++) {
+        float b = y->data[y->count == 1 ? 0 : i];
+        o->data[i] = op[0] == 'A'   ? x->data[i] + b
+                     : op[0] == 'S' ? x->data[i] - b
+                     : op[0] == 'M' ? x->data[i] * b
+                                    : x->data[i] / b;
+    }
+    return NH_OK;
+}
+
+/* A node whose inputs are all constants: its output is computed now (x is input 0). */
+static nh_status fold_node(importer *im, const char *op)
+{
+    const value *x = in_val(im, 0);
+    if (!strcmp(op, "ConstantOfShape"))
+        return fold_constant_of_shape(im, x);
+    if (!strcmp(op, "Cast") || !strcmp(op, "Identity")) {
+        value *o;
+        nh_status st = out_const(im, x->dims, x->ndims, &o);
+        if (st == NH_OK)
+            memcpy(o->data, x->data, x->count * sizeof(float));
+        return st;
+    }
+    if (!strcmp(op, "Reshape") || !strcmp(op, "Squeeze") || !strcmp(op, "Unsqueeze") ||
+        !strcmp(op, "Flatten"))
+        return fold_reshape(im, op, x);
+    if (!strcmp(op, "Concat"))
+        return fold_concat(im, x);
+    if (!strcmp(op, "Transpose"))
+        return fold_transpose(im, x);
+    if (!strcmp(op, "Slice"))
+        return fold_slice(im, x);
+    if (!strcmp(op, "Add") || !strcmp(op, "Sub") || !strcmp(op, "Mul") || !strcmp(op, "Div"))
+        return fold_arith(im, op, x);
     return refuse(im, "%s", "unsupported operator on constants");
 }
 
@@ -1165,9 +1278,9 @@ static nh_status op_node(importer *im)
         if (st != NH_OK)
             return st;
         int64_t d[1] = {4};
-        value *o = out_const(im, d, 1);
-        if (!o)
-            return fold_fail(im);
+        value *o;
+        if ((st = out_const(im, d, 1, &o)) != NH_OK)
+            return st;
         o->data[0] = 1.0f; /* batch: nhash runs images one tensor each */
         o->data[1] = (float)im->shapes[t].c;
         o->data[2] = (float)im->shapes[t].h;
@@ -1229,8 +1342,9 @@ static nh_status op_node(importer *im)
         size_t na = a ? a->n_ints : ax && ax->kind == V_CONST ? ax->count : 0;
         int ok = na == 2;
         for (size_t i = 0; ok && i < 2; i++) {
-            int64_t v = a ? a->ints[i] : (int64_t)ax->data[i];
-            ok = v == 2 || v == 3 || v == -1 || v == -2;
+            int64_t v = 0;
+            ok = a ? (v = a->ints[i], 1) : whole(ax->data[i], -8, 8, &v);
+            ok = ok && (v == 2 || v == 3 || v == -1 || v == -2);
         }
         if (!ok)
             return refuse(im, "%s", "only ReduceMean over H and W is supported");
