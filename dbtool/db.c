@@ -94,6 +94,25 @@ uint64_t nhdb_dedupe_hash(const uint8_t *hash, unsigned hb, const char *src, siz
     return XXH3_64bits_withSeed(src, src_len, XXH3_64bits(hash, hb));
 }
 
+uint64_t nhdb_sum(const MDB_val *key, const void *val, size_t n)
+{
+    return XXH3_64bits_withSeed(val, n, XXH3_64bits(key->mv_data, key->mv_size));
+}
+
+void nhdb_seal(const MDB_val *key, const MDB_val *val)
+{
+    size_t n = val->mv_size - NHDB_SUM_BYTES;
+    nhdb_put_le64((uint8_t *)val->mv_data + n, nhdb_sum(key, val->mv_data, n));
+}
+
+int nhdb_sum_ok(const MDB_val *key, const MDB_val *val)
+{
+    if (val->mv_size < NHDB_SUM_BYTES)
+        return 0;
+    size_t n = val->mv_size - NHDB_SUM_BYTES;
+    return nhdb_get_le64((const uint8_t *)val->mv_data + n) == nhdb_sum(key, val->mv_data, n);
+}
+
 /* ---- record codecs (docs/nhdb.md, "entries") ---- */
 
 size_t nhdb_rec_size(unsigned hb, size_t src, size_t lab, size_t note)
@@ -133,10 +152,11 @@ static void rec_encode(uint8_t *p, uint32_t kind_id, unsigned hb, const nhdb_pen
     *q = 0;
 }
 
-nh_status nhdb_rec_decode(const MDB_val *key, const MDB_val *val, nh_db_record *out)
+nh_status nhdb_rec_decode(const MDB_val *key, const MDB_val *val, unsigned tail,
+                          nh_db_record *out)
 {
     const uint8_t *p = val->mv_data;
-    if (key->mv_size != 8 || val->mv_size < NHDB_REC_HEADER)
+    if (key->mv_size != 8 || val->mv_size < NHDB_REC_HEADER + tail)
         return NH_ERR_FORMAT;
     if (nhdb_get_le16(p) != NHDB_REC_VERSION)
         return NH_ERR_FORMAT;
@@ -145,7 +165,9 @@ nh_status nhdb_rec_decode(const MDB_val *key, const MDB_val *val, nh_db_record *
     unsigned hb = nhdb_get_le16(p + 18);
     size_t sl = nhdb_get_le32(p + 20), ll = nhdb_get_le32(p + 24), nl = nhdb_get_le32(p + 28);
     if (hb == 0 || hb > NH_DB_HASH_MAX || sl > NHDB_STR_MAX || ll > NHDB_STR_MAX ||
-        nl > NHDB_STR_MAX || val->mv_size != nhdb_rec_size(hb, sl, ll, nl))
+        nl > NHDB_STR_MAX || val->mv_size != nhdb_rec_size(hb, sl, ll, nl) + tail)
+        return NH_ERR_FORMAT;
+    if (tail && !nhdb_sum_ok(key, val))
         return NH_ERR_FORMAT;
     out->id = nhdb_get_be64(key->mv_data);
     if ((out->id >> NHDB_ORD_BITS) != kind_id)
@@ -176,13 +198,15 @@ void nhdb_kind_encode(const nhdb_kind_info *k, uint8_t out[NHDB_KIND_REC_SIZE])
     nhdb_put_le64(out + 16, k->count);
 }
 
-nh_status nhdb_kind_decode(uint32_t id, const MDB_val *val, nhdb_kind_info *out)
+nh_status nhdb_kind_decode(const MDB_val *key, const MDB_val *val, unsigned tail,
+                           nhdb_kind_info *out)
 {
     const uint8_t *p = val->mv_data;
-    if (val->mv_size != NHDB_KIND_REC_SIZE || nhdb_get_le16(p) != NHDB_KIND_REC_VERSION)
+    if (key->mv_size != 5 || val->mv_size != NHDB_KIND_REC_SIZE + tail ||
+        nhdb_get_le16(p) != NHDB_KIND_REC_VERSION || (tail && !nhdb_sum_ok(key, val)))
         return NH_ERR_FORMAT;
     memset(out, 0, sizeof *out);
-    out->id = id;
+    out->id = nhdb_get_be32((const uint8_t *)key->mv_data + 1);
     out->kind.type = (nh_kind_type)p[2];
     out->m = p[3];
     out->bits = nhdb_get_le16(p + 4);
@@ -225,7 +249,7 @@ nh_status nhdb_kinds_load(nh_db *db, MDB_txn *txn, nhdb_kind_info **out, size_t 
             }
             arr = na;
         }
-        if (nhdb_kind_decode(nhdb_get_be32(kp + 1), &v, &arr[cnt])) {
+        if (nhdb_kind_decode(&k, &v, db->tail, &arr[cnt])) {
             st = nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, db->path,
                               "corrupt kind record %u", (unsigned)nhdb_get_be32(kp + 1));
             goto cleanup;
@@ -334,7 +358,7 @@ static int upgrade_attempt(nh_db *db, nh_error *err)
             if (rc)
                 break;
             nhdb_sort_bits(a, tmp, k->count, 32, len);
-            rc = nhdb_runs_add(txn, runs, k->id, s, len, a, k->count, 0);
+            rc = nhdb_runs_add(txn, runs, k->id, s, len, 0, a, k->count, 0);
             if (rc == -1)
                 nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "upgrade");
         }
@@ -356,7 +380,7 @@ static int upgrade_attempt(nh_db *db, nh_error *err)
                  rc = mdb_cursor_get(c, &key, &v, MDB_NEXT)) {
                 nh_db_record r;
                 size_t ki = 0;
-                if (nhdb_rec_decode(&key, &v, &r)) {
+                if (nhdb_rec_decode(&key, &v, 0, &r)) {
                     rc = MDB_CORRUPTED;
                     break;
                 }
@@ -387,8 +411,8 @@ static int upgrade_attempt(nh_db *db, nh_error *err)
                 for (uint64_t j = 0; j < k->count; j++)
                     a[j] = (uint64_t)top[ki][j] << 32 | j;
                 nhdb_sort_bits(a, tmp, k->count, 32, NHDB_DEDUPE_LEN);
-                rc = nhdb_runs_add(txn, runs, k->id, NHDB_DEDUPE_S, NHDB_DEDUPE_LEN, a, k->count,
-                                   0);
+                rc = nhdb_runs_add(txn, runs, k->id, NHDB_DEDUPE_S, NHDB_DEDUPE_LEN, 0, a,
+                                   k->count, 0);
             }
             if (!rc)
                 rc = mdb_drop(txn, dedupe, 1);
@@ -402,7 +426,7 @@ static int upgrade_attempt(nh_db *db, nh_error *err)
     if (!rc && !(rc = mdb_drop(txn, old, 1))) {
         uint8_t rec[16];
         memcpy(rec, "NHDB", 4);
-        nhdb_put_le32(rec + 4, NH_DB_SCHEMA_VERSION);
+        nhdb_put_le32(rec + 4, NHDB_SCHEMA_NOSUM); /* nh_db_upgrade adds the checksums */
         nhdb_put_le32(rec + 8, db->neural_m);
         nhdb_put_le32(rec + 12, db->pdq_m);
         MDB_val key = {sizeof schema_key - 1, (void *)schema_key}, v = {sizeof rec, rec};
@@ -419,16 +443,87 @@ done:
     return mdb_txn_commit(txn);
 }
 
-static nh_status upgrade_v1(nh_db *db, nh_error *err)
+/* Schema 2 -> 3: every value of meta, entries, mihrun, packed and occupancy gets its checksum
+ * appended (the digest index is unchanged), and the schema record is sealed and says 3. One
+ * write transaction: a crash leaves the version-2 set as it was. */
+static int add_sums_attempt(nh_db *db, nh_error *err)
+{
+    MDB_txn *txn;
+    MDB_cursor *c = NULL;
+    uint8_t *buf = NULL, kb[512];
+    size_t cap = 0;
+    const MDB_dbi dbis[] = {db->dbi_meta, db->dbi_entries, db->dbi_mih, db->dbi_packed,
+                            db->dbi_occ};
+    int rc = nhdb_txn_begin(db, 0, &txn);
+    if (rc)
+        return rc;
+    for (size_t t = 0; t < sizeof dbis / sizeof dbis[0] && !rc; t++) {
+        MDB_val k, v;
+        if ((rc = mdb_cursor_open(txn, dbis[t], &c)))
+            break;
+        for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+            if (t == 0 && k.mv_size == sizeof schema_key - 1 &&
+                memcmp(k.mv_data, schema_key, k.mv_size) == 0)
+                continue; /* written last */
+            if (k.mv_size > sizeof kb) {
+                rc = MDB_BAD_VALSIZE;
+                break;
+            }
+            if (v.mv_size + NHDB_SUM_BYTES > cap) {
+                size_t ncap = (v.mv_size + NHDB_SUM_BYTES) * 2;
+                uint8_t *nb = realloc(buf, ncap);
+                if (!nb) {
+                    nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "upgrade");
+                    rc = -1;
+                    break;
+                }
+                buf = nb;
+                cap = ncap;
+            }
+            /* copies: both point into the page this put rewrites */
+            memcpy(kb, k.mv_data, k.mv_size);
+            memcpy(buf, v.mv_data, v.mv_size);
+            MDB_val key = {k.mv_size, kb}, nv = {v.mv_size + NHDB_SUM_BYTES, buf};
+            nhdb_seal(&key, &nv);
+            if ((rc = mdb_cursor_put(c, &key, &nv, MDB_CURRENT)))
+                break;
+        }
+        mdb_cursor_close(c);
+        c = NULL;
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    if (!rc) {
+        uint8_t rec[16 + NHDB_SUM_BYTES];
+        memcpy(rec, "NHDB", 4);
+        nhdb_put_le32(rec + 4, NH_DB_SCHEMA_VERSION);
+        nhdb_put_le32(rec + 8, db->neural_m);
+        nhdb_put_le32(rec + 12, db->pdq_m);
+        MDB_val key = {sizeof schema_key - 1, (void *)schema_key}, v = {sizeof rec, rec};
+        nhdb_seal(&key, &v);
+        rc = mdb_put(txn, db->dbi_meta, &key, &v, 0);
+    }
+    free(buf);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return mdb_txn_commit(txn);
+}
+
+/* Run an upgrade transaction, growing the map and running it again while it is full. */
+static nh_status upgrade_run(nh_db *db, int (*attempt)(nh_db *, nh_error *), const char *what,
+                             nh_error *err)
 {
     for (;;) {
-        int rc = upgrade_attempt(db, err);
+        int rc = attempt(db, err);
         if (rc == 0)
             return NH_OK;
         if (rc == -1)
             return err && err->status ? err->status : NH_ERR_DB;
         if (rc != MDB_MAP_FULL)
-            return nhdb_mdb_error(err, rc, db->path, "upgrade to schema 2");
+            return nhdb_mdb_error(err, rc, db->path, what);
         MDB_envinfo info;
         mdb_env_info(db->env, &info);
         size_t grow = info.me_mapsize < ((size_t)1 << 30) ? info.me_mapsize : ((size_t)1 << 30);
@@ -567,13 +662,14 @@ nh_status nh_db_open(const char *path, unsigned flags, const nh_db_create_opts *
         }
         if ((st = open_tables(db, txn, MDB_CREATE, err)))
             goto cleanup;
-        uint8_t rec[16];
+        uint8_t rec[16 + NHDB_SUM_BYTES];
         memcpy(rec, "NHDB", 4);
         nhdb_put_le32(rec + 4, NH_DB_SCHEMA_VERSION);
         nhdb_put_le32(rec + 8, o.neural_substrings);
         nhdb_put_le32(rec + 12, o.pdq_substrings);
         v.mv_size = sizeof rec;
         v.mv_data = rec;
+        nhdb_seal(&k, &v);
         if ((rc = mdb_put(txn, db->dbi_meta, &k, &v, 0)) || (rc = mdb_txn_commit(txn))) {
             txn = NULL;
             st = nhdb_mdb_error(err, rc, path, "write schema");
@@ -582,6 +678,8 @@ nh_status nh_db_open(const char *path, unsigned flags, const nh_db_create_opts *
         txn = NULL;
         db->neural_m = o.neural_substrings;
         db->pdq_m = o.pdq_substrings;
+        db->version = NH_DB_SCHEMA_VERSION;
+        db->tail = NHDB_SUM_BYTES;
     } else {
         rc = mdb_get(txn, probe, &k, &v);
         if (rc) {
@@ -591,13 +689,30 @@ nh_status nh_db_open(const char *path, unsigned flags, const nh_db_create_opts *
             goto cleanup;
         }
         const uint8_t *p = v.mv_data;
-        if (v.mv_size != 16 || memcmp(p, "NHDB", 4) != 0) {
-            st = nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, path, "bad schema record");
+        unsigned version = v.mv_size >= 16 && memcmp(p, "NHDB", 4) == 0 ? nhdb_get_le32(p + 4) : 0;
+        if (version > NH_DB_SCHEMA_VERSION) {
+            st = nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, path,
+                              "schema version %u, this build reads %u", version,
+                              NH_DB_SCHEMA_VERSION);
             goto cleanup;
         }
-        unsigned version = nhdb_get_le32(p + 4);
+        /* Schema 3 seals its schema record like every other value; 1 and 2 have none. */
+        if (!version || v.mv_size != 16 + (version > NHDB_SCHEMA_NOSUM ? NHDB_SUM_BYTES : 0) ||
+            (version > NHDB_SCHEMA_NOSUM && !nhdb_sum_ok(&k, &v))) {
+            st = nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, path,
+                              "bad schema record (damaged, or not an nhdb set)");
+            goto cleanup;
+        }
         db->neural_m = nhdb_get_le32(p + 8);
         db->pdq_m = nhdb_get_le32(p + 12);
+        db->version = version;
+        db->tail = version > NHDB_SCHEMA_NOSUM ? NHDB_SUM_BYTES : 0;
+        if (db->neural_m < 3 || db->neural_m > 32 || db->pdq_m < 8 || db->pdq_m > 64) {
+            st = nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, path,
+                              "bad schema record: substrings neural %u, pdq %u", db->neural_m,
+                              db->pdq_m);
+            goto cleanup;
+        }
         if (version == 1) {
             if (flags & NH_DB_OPEN_READONLY) {
                 st = nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, path,
@@ -608,17 +723,13 @@ nh_status nh_db_open(const char *path, unsigned flags, const nh_db_create_opts *
             }
             mdb_txn_abort(txn);
             txn = NULL;
-            if ((st = upgrade_v1(db, err)))
+            if ((st = upgrade_run(db, upgrade_attempt, "upgrade to schema 2", err)))
                 goto cleanup;
+            db->version = NHDB_SCHEMA_NOSUM;
             if ((rc = nhdb_txn_begin(db, 0, &txn))) {
                 st = nhdb_mdb_error(err, rc, path, "begin transaction");
                 goto cleanup;
             }
-        } else if (version != NH_DB_SCHEMA_VERSION) {
-            st = nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, path,
-                              "schema version %u, this build reads %u", version,
-                              NH_DB_SCHEMA_VERSION);
-            goto cleanup;
         }
         if ((st = open_tables(db, txn, 0, err)))
             goto cleanup;
@@ -639,6 +750,24 @@ cleanup:
         if (db->env)
             mdb_env_close(db->env);
         free(db);
+    }
+    return st;
+}
+
+nh_status nh_db_upgrade(nh_db *db, nh_error *err)
+{
+    if (db->flags & NH_DB_OPEN_READONLY)
+        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path,
+                            "database opened read-only");
+    if (db->in_batch || db->live_readers)
+        return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path,
+                            "upgrade with a batch or a reader open");
+    if (db->version >= NH_DB_SCHEMA_VERSION)
+        return NH_OK;
+    nh_status st = upgrade_run(db, add_sums_attempt, "upgrade to schema 3", err);
+    if (st == NH_OK) {
+        db->version = NH_DB_SCHEMA_VERSION;
+        db->tail = NHDB_SUM_BYTES;
     }
     return st;
 }
@@ -842,7 +971,7 @@ nh_status nh_db_batch_set_progress(nh_db *db, const char *job, const void *value
     if (!job || strlen(job) >= sizeof db->progress_job || n > 4096)
         return nh_error_set(err, NH_ERR_INVALID, NH_FOREIGN_NONE, 0, db->path,
                             "progress job name or value too long");
-    uint8_t *nv = realloc(db->progress_val, n ? n : 1);
+    uint8_t *nv = realloc(db->progress_val, n + NHDB_SUM_BYTES); /* room for the checksum */
     if (!nv)
         return nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "progress");
     db->progress_val = nv;
@@ -883,8 +1012,14 @@ nh_status nh_db_get_progress(nh_db *db, const char *job, void *buf, size_t cap, 
         st = nhdb_mdb_error(err, rc, db->path, "read progress");
         goto cleanup;
     }
-    memcpy(buf, v.mv_data, v.mv_size < cap ? v.mv_size : cap);
-    *n = v.mv_size;
+    if (db->tail && !nhdb_sum_ok(&k, &v)) {
+        st = nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, db->path,
+                          "the progress record of %s fails its checksum", job);
+        goto cleanup;
+    }
+    size_t pn = v.mv_size - db->tail;
+    memcpy(buf, v.mv_data, pn < cap ? pn : cap);
+    *n = pn;
 cleanup:
     mdb_txn_abort(txn);
     return st;
@@ -949,7 +1084,7 @@ static int same_entry_db(MDB_txn *txn, nh_db *db, uint64_t id, const nhdb_pendin
     if (rc)
         return rc;
     nh_db_record r;
-    if (nhdb_rec_decode(&k, &v, &r))
+    if (nhdb_rec_decode(&k, &v, db->tail, &r))
         return MDB_CORRUPTED;
     *same = memcmp(r.hash, p->hash, hb) == 0 && strlen(r.source) == p->src_len &&
             memcmp(r.source, db->arena + p->src_off, p->src_len) == 0;
@@ -1086,7 +1221,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         for (size_t ki = 0; ki < nk && !rc; ki++)
             if (kinds[ki].count)
                 rc = nhdb_runs_map(txn, db->dbi_mih, kinds[ki].id, NHDB_DEDUPE_S, NHDB_DEDUPE_LEN,
-                                   &dv[ki], &dn[ki]);
+                                   db->tail, &dv[ki], &dn[ki]);
         for (size_t g = 0; g < n && !rc;) {
             uint32_t top = (uint32_t)(dk[g] >> 32);
             size_t e = g + 1;
@@ -1173,7 +1308,8 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
             uint8_t kb[8];
             nhdb_put_be64(kb, cc->ids[i]);
             MDB_val key = {8, kb};
-            MDB_val v = {nhdb_rec_size(k->hb, p->src_len, p->lab_len, p->note_len), NULL};
+            MDB_val v = {nhdb_rec_size(k->hb, p->src_len, p->lab_len, p->note_len) + db->tail,
+                         NULL};
             int flags = MDB_RESERVE;
             if (app && (!last.mv_data || memcmp(kb, last.mv_data, 8) > 0))
                 flags |= MDB_APPEND;
@@ -1186,6 +1322,8 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
             }
             CHECK(rc, "entry put");
             rec_encode(v.mv_data, k->id, k->hb, p, db->arena);
+            if (db->tail)
+                nhdb_seal(&key, &v);
             if (app) {
                 memcpy(lastbuf, kb, 8);
                 last.mv_data = lastbuf;
@@ -1221,12 +1359,13 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
             MDB_val key = {8, kb}, v;
             if (have) {
                 CHECK(mdb_get(txn, db->dbi_packed, &key, &v), "packed get");
-                if (v.mv_size != have * k->hb) {
+                /* a damaged chunk is refused, not resealed as if it were good */
+                if (v.mv_size != have * k->hb + db->tail || (db->tail && !nhdb_sum_ok(&key, &v))) {
                     rc = MDB_CORRUPTED;
-                    where = "packed chunk size";
+                    where = "packed chunk size or checksum";
                     goto fail;
                 }
-                memcpy(cc->chunk_buf, v.mv_data, v.mv_size);
+                memcpy(cc->chunk_buf, v.mv_data, have * k->hb);
             }
             for (uint64_t o = c0 + have; o < c0 + end; o++) {
                 while (cc->ids[scan] == UINT64_MAX || cc->kind_of[scan] != ki)
@@ -1234,10 +1373,12 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
                 memcpy(cc->chunk_buf + (o - c0) * k->hb, db->pend[scan].hash, k->hb);
                 scan++;
             }
-            v.mv_size = end * k->hb;
+            v.mv_size = end * k->hb + db->tail;
             v.mv_data = NULL;
             CHECK(mdb_put(txn, db->dbi_packed, &key, &v, MDB_RESERVE), "packed put");
             memcpy(v.mv_data, cc->chunk_buf, end * k->hb);
+            if (db->tail)
+                nhdb_seal(&key, &v);
         }
     }
 
@@ -1312,8 +1453,8 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
         for (unsigned s = 0; s <= k->m; s++) {
             unsigned len = sl[s];
             uint64_t *a = all + s * na;
-            rc = nhdb_runs_add(txn, db->dbi_mih, k->id, s < k->m ? s : NHDB_DEDUPE_S, len, a, na,
-                               first);
+            rc = nhdb_runs_add(txn, db->dbi_mih, k->id, s < k->m ? s : NHDB_DEDUPE_S, len,
+                               db->tail, a, na, first);
             if (rc == -1) {
                 nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "MIH run");
                 free(all);
@@ -1336,7 +1477,8 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
                 nhdb_occ_key(kb, k->id, s, chunk);
                 MDB_val key = {9, kb}, v;
                 rc = mdb_get(txn, db->dbi_occ, &key, &v);
-                if (rc == 0 && v.mv_size == NHDB_OCC_BYTES)
+                if (rc == 0 && v.mv_size == NHDB_OCC_BYTES + db->tail &&
+                    (!db->tail || nhdb_sum_ok(&key, &v)))
                     memcpy(cc->chunk_buf, v.mv_data, NHDB_OCC_BYTES);
                 else if (rc == MDB_NOTFOUND)
                     memset(cc->chunk_buf, 0, NHDB_OCC_BYTES);
@@ -1351,7 +1493,7 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
                     uint32_t bit = (uint32_t)(a[q] >> 32) & ((1u << NHDB_OCC_SHIFT) - 1);
                     cc->chunk_buf[bit >> 3] |= (uint8_t)(0x80 >> (bit & 7));
                 }
-                v.mv_size = NHDB_OCC_BYTES;
+                v.mv_size = NHDB_OCC_BYTES + db->tail;
                 v.mv_data = NULL;
                 rc = mdb_put(txn, db->dbi_occ, &key, &v, MDB_RESERVE);
                 if (rc) {
@@ -1360,6 +1502,8 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
                     goto fail;
                 }
                 memcpy(v.mv_data, cc->chunk_buf, NHDB_OCC_BYTES);
+                if (db->tail)
+                    nhdb_seal(&key, &v);
             }
             prof_mark(&pf, "occupancy");
         }
@@ -1400,18 +1544,22 @@ static int commit_attempt(nh_db *db, commit_ctx *cc, uint64_t *added, uint64_t *
     for (size_t ki = 0; ki < nk; ki++) {
         if (!kinds[ki].dirty)
             continue;
-        uint8_t kb[5], rec[NHDB_KIND_REC_SIZE];
+        uint8_t kb[5], rec[NHDB_KIND_REC_SIZE + NHDB_SUM_BYTES];
         kb[0] = 'k';
         nhdb_put_be32(kb + 1, kinds[ki].id);
         nhdb_kind_encode(&kinds[ki], rec);
-        MDB_val key = {5, kb}, v = {sizeof rec, rec};
+        MDB_val key = {5, kb}, v = {NHDB_KIND_REC_SIZE + db->tail, rec};
+        if (db->tail)
+            nhdb_seal(&key, &v);
         CHECK(mdb_put(txn, db->dbi_meta, &key, &v, 0), "kind put");
     }
     if (db->has_progress) {
         uint8_t kb[402];
         MDB_val key = {progress_key(kb, db->progress_job), kb};
         if (db->progress_n) {
-            MDB_val v = {db->progress_n, db->progress_val};
+            MDB_val v = {db->progress_n + db->tail, db->progress_val};
+            if (db->tail)
+                nhdb_seal(&key, &v);
             CHECK(mdb_put(txn, db->dbi_meta, &key, &v, 0), "progress put");
         } else {
             rc = mdb_del(txn, db->dbi_meta, &key, NULL);
@@ -1592,7 +1740,7 @@ nh_status nh_db_stats_get(nh_db *db, nh_db_stats *out, nh_error *err)
     if ((st = nhdb_kinds_load(db, txn, &kinds, &nk, err)))
         goto cleanup;
     memset(out, 0, sizeof *out);
-    out->schema_version = NH_DB_SCHEMA_VERSION;
+    out->schema_version = db->version;
     out->n_kinds = nk;
     for (size_t i = 0; i < nk; i++) {
         out->entries += kinds[i].count;
@@ -1691,7 +1839,7 @@ static int verify_mih(nh_db *db, MDB_txn *txn, const nhdb_kind_info *kinds, size
             MDB_val key = {8, kb}, v;
             uint64_t want = k->count - ((uint64_t)c << NHDB_CHUNK_SHIFT);
             if (mdb_get(txn, db->dbi_packed, &key, &v) == 0 &&
-                v.mv_size == (want > NHDB_CHUNK ? NHDB_CHUNK : want) * k->hb)
+                v.mv_size == (want > NHDB_CHUNK ? NHDB_CHUNK : want) * k->hb + db->tail)
                 chunks[c] = v.mv_data;
         }
         /* lists 0..m-1: the substrings; list m: the dedupe keys' top 32 bits */
@@ -1703,7 +1851,7 @@ static int verify_mih(nh_db *db, MDB_txn *txn, const nhdb_kind_info *kinds, size
             const char *what = ded ? "dedupe" : "MIH";
             nhdb_run_view *runs = NULL;
             size_t nr = 0;
-            rc = nhdb_runs_map(txn, db->dbi_mih, kid, sid, len, &runs, &nr);
+            rc = nhdb_runs_map(txn, db->dbi_mih, kid, sid, len, db->tail, &runs, &nr);
             if (rc == MDB_CORRUPTED) {
                 problem(vs, "kind %u: %s runs of list %u are damaged (a header, directory or "
                         "part is missing or has the wrong size)", kid, what, s);
@@ -1785,7 +1933,7 @@ static int verify_mih(nh_db *db, MDB_txn *txn, const nhdb_kind_info *kinds, size
                         want_bits += (uint64_t)__builtin_popcount(want[b]);
                         any |= want[b];
                     }
-                    if ((g == 0 && (v.mv_size != NHDB_OCC_BYTES ||
+                    if ((g == 0 && (v.mv_size != NHDB_OCC_BYTES + db->tail ||
                                     memcmp(v.mv_data, want, NHDB_OCC_BYTES) != 0)) ||
                         (g == MDB_NOTFOUND && any)) {
                         problem(vs, "kind %u: occupancy bitmap of substring %u, chunk %zu, "
@@ -1809,13 +1957,102 @@ static int verify_mih(nh_db *db, MDB_txn *txn, const nhdb_kind_info *kinds, size
         return rc;
     for (rc = mdb_cursor_get(co, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(co, &k, &v, MDB_NEXT))
-        for (size_t b = 0; b < v.mv_size; b++)
+        for (size_t b = 0; b + db->tail < v.mv_size; b++)
             bits += (uint64_t)__builtin_popcount(((const uint8_t *)v.mv_data)[b]);
     mdb_cursor_close(co);
     if (bits != want_bits)
         problem(vs, "occupancy bitmaps hold %llu values, the MIH runs %llu",
                 (unsigned long long)bits, (unsigned long long)want_bits);
     return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Schema 3: every value of nhdb's own tables ends with the checksum of its key and payload
+ * (the digest index, 8-byte ids, is checked row by row against the entries instead). */
+static int verify_sums(nh_db *db, MDB_txn *txn, verify_state *vs)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } t[] = {
+        {"meta", offsetof(nh_db, dbi_meta)},     {"entries", offsetof(nh_db, dbi_entries)},
+        {"mihrun", offsetof(nh_db, dbi_mih)},    {"packed", offsetof(nh_db, dbi_packed)},
+        {"occupancy", offsetof(nh_db, dbi_occ)},
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof t / sizeof t[0] && !rc; i++) {
+        MDB_dbi dbi = *(const MDB_dbi *)((const char *)db + t[i].off);
+        MDB_cursor *c;
+        MDB_val k, v;
+        if ((rc = mdb_cursor_open(txn, dbi, &c)))
+            break;
+        for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+            if (nhdb_sum_ok(&k, &v))
+                continue;
+            char hex[2 * 16 + 1];
+            size_t n = k.mv_size < 16 ? k.mv_size : 16;
+            for (size_t j = 0; j < n; j++)
+                snprintf(hex + 2 * j, 3, "%02x", ((const uint8_t *)k.mv_data)[j]);
+            hex[2 * n] = 0;
+            problem(vs, "table %s: the value of key %s%s (%zu bytes) fails its checksum",
+                    t[i].name, hex, k.mv_size > n ? "..." : "", v.mv_size);
+        }
+        mdb_cursor_close(c);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    return rc;
+}
+
+/* LMDB keeps two meta pages and reads the one with the higher transaction id; when that one is
+ * damaged it silently falls back to the older snapshot, which is self-consistent. So both must
+ * be intact: LMDB 0.9's layout (64-bit), page p at offset p * page size, the MDB_meta after the
+ * 16-byte page header: magic u32 at 16, format version u32 at 20, last page at 136 and
+ * transaction id at 144. Transaction t writes page t % 2, so the newer page holds t = the id
+ * this snapshot reads (or a later commit's) and the other t - 1. */
+static void verify_meta_pages(nh_db *db, MDB_txn *txn, verify_state *vs)
+{
+#if MDB_VERSION_MAJOR == 0
+    MDB_stat es;
+    char file[1100];
+    uint8_t pg[2][160];
+    if (sizeof(size_t) != 8 || sizeof(void *) != 8 || mdb_env_stat(db->env, &es) != 0)
+        return;
+    snprintf(file, sizeof file, "%s/data.mdb", db->path);
+    FILE *f = fopen(file, "rb");
+    if (!f)
+        return;
+    int got = 1;
+    for (unsigned p = 0; p < 2 && got; p++)
+        got = fseek(f, (long)p * (long)es.ms_psize, SEEK_SET) == 0 &&
+              fread(pg[p], sizeof pg[p], 1, f) == 1;
+    fclose(f);
+    if (!got) {
+        problem(vs, "data.mdb: cannot read its meta pages");
+        return;
+    }
+    uint64_t tx[2];
+    for (unsigned p = 0; p < 2; p++) {
+        if (nhdb_get_le64(pg[p]) != p || !(nhdb_get_le16(pg[p] + 10) & 0x08) ||
+            nhdb_get_le32(pg[p] + 16) != 0xBEEFC0DEu || nhdb_get_le32(pg[p] + 20) != 1) {
+            problem(vs, "data.mdb: LMDB meta page %u is damaged (LMDB reads the other one: an "
+                    "older snapshot, or nothing)", p);
+            return;
+        }
+        tx[p] = nhdb_get_le64(pg[p] + 144);
+    }
+    unsigned newer = tx[1] > tx[0];
+    uint64_t t = tx[newer], id = (uint64_t)mdb_txn_id(txn);
+    if (!(t == 0 && tx[!newer] == 0) &&
+        (tx[!newer] != t - 1 || (t & 1) != newer || t < id))
+        problem(vs, "data.mdb: LMDB meta pages hold transactions %llu and %llu, not the "
+                "consecutive pair that ends with %llu: one of them is damaged",
+                (unsigned long long)tx[0], (unsigned long long)tx[1], (unsigned long long)id);
+#else
+    (void)db;
+    (void)txn;
+    (void)vs;
+#endif
 }
 
 nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
@@ -1832,6 +2069,7 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
     int rc = nhdb_txn_begin(db, MDB_RDONLY, &txn);
     if (rc)
         return nhdb_mdb_error(err, rc, db->path, "begin read");
+    verify_meta_pages(db, txn, &vs);
     if ((st = nhdb_kinds_load(db, txn, &kinds, &nk, err)))
         goto cleanup;
     seen = calloc(nk + 1, sizeof *seen);
@@ -1860,8 +2098,10 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
          rc = mdb_cursor_get(ce, &k, &v, MDB_NEXT)) {
         nh_db_record r;
         n_entries++;
-        if (nhdb_rec_decode(&k, &v, &r)) {
-            problem(&vs, "entry record %zu bytes does not decode", v.mv_size);
+        if (nhdb_rec_decode(&k, &v, db->tail, &r)) {
+            problem(&vs, "entry record %016llx (%zu bytes) does not decode or fails its checksum",
+                    k.mv_size == 8 ? (unsigned long long)nhdb_get_be64(k.mv_data) : 0ull,
+                    v.mv_size);
             continue;
         }
         uint32_t kid = (uint32_t)(r.id >> NHDB_ORD_BITS);
@@ -1901,7 +2141,8 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
             if (want > NHDB_CHUNK)
                 want = NHDB_CHUNK;
             chunk = NULL;
-            if (mdb_get(txn, db->dbi_packed, &pk, &pv) == 0 && pv.mv_size == want * ki->hb)
+            if (mdb_get(txn, db->dbi_packed, &pk, &pv) == 0 &&
+                pv.mv_size == want * ki->hb + db->tail)
                 chunk = pv.mv_data;
             else
                 problem(&vs, "kind %u: packed chunk %llu missing or wrong size", kid,
@@ -1938,6 +2179,10 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
                     (unsigned long long)kinds[i].count, (unsigned long long)seen[i]);
         want_chunks += (kinds[i].count + NHDB_CHUNK - 1) >> NHDB_CHUNK_SHIFT;
     }
+    if (table_rows(txn, db->dbi_entries) != n_entries)
+        problem(&vs, "entries table counts %llu rows, a walk finds %llu",
+                (unsigned long long)table_rows(txn, db->dbi_entries),
+                (unsigned long long)n_entries);
     if (table_rows(txn, db->dbi_digest) != want_digest)
         problem(&vs, "digest table has %llu rows, %llu expected",
                 (unsigned long long)table_rows(txn, db->dbi_digest),
@@ -1950,6 +2195,10 @@ nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err)
     if ((rc = verify_mih(db, txn, kinds, nk, dtop, &vs))) {
         st = rc == -1 ? nh_error_set(err, NH_ERR_NOMEM, NH_FOREIGN_NONE, 0, db->path, "verify")
                       : nhdb_mdb_error(err, rc, db->path, "verify MIH");
+        goto cleanup;
+    }
+    if (db->tail && (rc = verify_sums(db, txn, &vs))) {
+        st = nhdb_mdb_error(err, rc, db->path, "verify checksums");
         goto cleanup;
     }
     if (vs.problems)

@@ -35,6 +35,8 @@
 #define NHDB_OCC_MAX_LEN 28 /* longer ones would need more than 32 MiB of bitmap */
 #define NHDB_FLAG_DIGEST 1u
 #define NHDB_FLAG_QUALITY 2u
+#define NHDB_SCHEMA_NOSUM 2 /* the last schema without value checksums (still read and written) */
+#define NHDB_SUM_BYTES 8    /* schema 3: the checksum after each value, u64 LE */
 
 /* A kind as known inside one transaction. */
 typedef struct nhdb_kind_info {
@@ -70,6 +72,8 @@ struct nh_db {
     MDB_dbi dbi_meta, dbi_entries, dbi_mih, dbi_packed, dbi_digest, dbi_occ;
     /* dbi_mih is the run table `mihrun` (schema 2) */
     unsigned flags;
+    unsigned version; /* schema version of the set (2 or 3) */
+    unsigned tail;    /* bytes after each value's payload: NHDB_SUM_BYTES (schema 3) or 0 */
     unsigned neural_m, pdq_m;
     int live_readers;
     char path[1024];
@@ -232,7 +236,19 @@ static inline int nhdb_run_find(const nhdb_run_view *rv, uint32_t val, uint64_t 
     return 0;
 }
 
+/* ---- value checksums (schema 3; docs/nhdb.md "Checksums") ---- */
+/* XXH3-64 of the value's first n bytes, seeded with XXH3-64 of the key: binds a value to its
+ * key, so a value found under a damaged key fails too. */
+uint64_t nhdb_sum(const MDB_val *key, const void *val, size_t n);
+/* Write the checksum of val's payload into its last NHDB_SUM_BYTES bytes (val->mv_size counts
+ * them). */
+void nhdb_seal(const MDB_val *key, const MDB_val *val);
+/* Whether val ends with the checksum of its payload under key. */
+int nhdb_sum_ok(const MDB_val *key, const MDB_val *val);
+
 /* ---- MIH runs (db_mih.c) ---- */
+/* tail: bytes after each run value's payload (nh_db.tail); a schema-3 writer seals every
+ * value it writes, and a merge checks the checksum of each stored value it reads. */
 typedef struct nhdb_run_meta {
     uint32_t no;
     uint64_t n;
@@ -242,7 +258,7 @@ int nhdb_runs_list(MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigned s, nhdb_run
                    size_t *n);
 /* Map the runs of (kind, s) for a reader: views into the transaction's pages. MDB rc. */
 int nhdb_runs_map(MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigned s, unsigned len,
-                  nhdb_run_view **views, size_t *n);
+                  unsigned tail, nhdb_run_view **views, size_t *n);
 void nhdb_runs_unmap(nhdb_run_view *views, size_t n);
 /* Ordinals of the postings of value val in runs v[0..nv): up to cap into ords; returns how
  * many there are, or SIZE_MAX when a run's directory is damaged. */
@@ -253,7 +269,7 @@ size_t nhdb_runs_lookup(const nhdb_run_view *v, size_t nv, uint32_t val, uint64_
  * (so run sizes at least double towards the oldest and a set of N postings keeps at most
  * log2 N runs). MDB rc, or -1 when memory ran out. */
 int nhdb_runs_add(MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigned s, unsigned len,
-                  const uint64_t *a, size_t n, uint64_t first);
+                  unsigned tail, const uint64_t *a, size_t n, uint64_t first);
 /* Stable LSD radix sort of a[0..n) by bits [lo, lo + len) (tmp: n scratch values). */
 void nhdb_sort_bits(uint64_t *a, uint64_t *tmp, size_t n, unsigned lo, unsigned len);
 /* nhdb_sort_bits on m arrays all[s * n ..] by bits [lo, lo + len[s]), on up to 4 threads
@@ -262,10 +278,14 @@ void nhdb_sort_many(uint64_t *all, uint64_t *tmp, size_t n, unsigned m, unsigned
                     const unsigned *len);
 
 /* ---- record codecs ---- */
+/* Payload bytes of an entry record (without the checksum). */
 size_t nhdb_rec_size(unsigned hb, size_t src, size_t lab, size_t note);
-nh_status nhdb_rec_decode(const MDB_val *key, const MDB_val *val, nh_db_record *out);
+/* Decode an entry record whose value ends with tail checksum bytes (checked when tail). */
+nh_status nhdb_rec_decode(const MDB_val *key, const MDB_val *val, unsigned tail,
+                          nh_db_record *out);
 void nhdb_kind_encode(const nhdb_kind_info *k, uint8_t out[NHDB_KIND_REC_SIZE]);
-nh_status nhdb_kind_decode(uint32_t id, const MDB_val *val, nhdb_kind_info *out);
+nh_status nhdb_kind_decode(const MDB_val *key, const MDB_val *val, unsigned tail,
+                           nhdb_kind_info *out);
 
 /* Load every kind of txn into a malloc'd array (*out, *n). */
 nh_status nhdb_kinds_load(nh_db *db, MDB_txn *txn, nhdb_kind_info **out, size_t *n, nh_error *err);

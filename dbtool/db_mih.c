@@ -118,15 +118,16 @@ void nhdb_sort_many(uint64_t *all, uint64_t *tmp, size_t n, unsigned m, unsigned
 
 /* ---- listing and mapping ---- */
 
-static int run_header(const MDB_val *v, unsigned len, uint64_t *n, unsigned *dir_bits)
+static int run_header(const MDB_val *v, unsigned len, unsigned tail, uint64_t *n,
+                      unsigned *dir_bits)
 {
     const uint8_t *p = v->mv_data;
     if (v->mv_size < NHDB_RUN_HDR || nhdb_get_le16(p) != NHDB_RUN_VERSION || p[3] != len)
         return MDB_CORRUPTED;
     *dir_bits = p[2];
     *n = nhdb_get_le64(p + 8);
-    if (*dir_bits > len || len - *dir_bits > 24 ||
-        v->mv_size != NHDB_RUN_HDR + (((size_t)1 << *dir_bits) + 1) * 8)
+    if (*dir_bits > len || len - *dir_bits > 24 || *n > NHDB_ORD_MASK + 1 ||
+        v->mv_size != NHDB_RUN_HDR + (((size_t)1 << *dir_bits) + 1) * 8 + tail)
         return MDB_CORRUPTED;
     return 0;
 }
@@ -191,7 +192,7 @@ void nhdb_runs_unmap(nhdb_run_view *views, size_t n)
 }
 
 int nhdb_runs_map(MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigned s, unsigned len,
-                  nhdb_run_view **views, size_t *n)
+                  unsigned tail, nhdb_run_view **views, size_t *n)
 {
     nhdb_run_meta *meta;
     size_t nr;
@@ -207,7 +208,8 @@ int nhdb_runs_map(MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigned s, unsigned 
         uint8_t kb[NHDB_RUN_KEY];
         nhdb_run_key(kb, kid, s, meta[i].no, 0);
         MDB_val k = {NHDB_RUN_KEY, kb}, v;
-        if ((rc = mdb_get(txn, dbi, &k, &v)) || (rc = run_header(&v, len, &vw[i].n, &vw[i].dir_bits)))
+        if ((rc = mdb_get(txn, dbi, &k, &v)) ||
+            (rc = run_header(&v, len, tail, &vw[i].n, &vw[i].dir_bits)))
             break;
         vw[i].low_bits = len - vw[i].dir_bits;
         vw[i].dir = (const uint8_t *)v.mv_data + NHDB_RUN_HDR;
@@ -231,7 +233,7 @@ int nhdb_runs_map(MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigned s, unsigned 
             k.mv_data = kb;
             if ((rc = mdb_get(txn, dbi, &k, &v)))
                 break;
-            if (v.mv_size != want * 8) {
+            if (v.mv_size != want * 8 + tail) {
                 rc = MDB_CORRUPTED;
                 break;
             }
@@ -269,7 +271,7 @@ typedef struct run_writer {
     MDB_txn *txn;
     MDB_dbi dbi;
     uint32_t kid, no, part;
-    unsigned s, len, dir_bits, low_bits;
+    unsigned s, len, dir_bits, low_bits, tail;
     uint64_t n, i, slot;
     uint64_t *dir;
     uint8_t *buf; /* the part being filled */
@@ -277,9 +279,10 @@ typedef struct run_writer {
 } run_writer;
 
 static int writer_begin(run_writer *w, MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigned s,
-                        unsigned len, uint32_t no, uint64_t n)
+                        unsigned len, unsigned tail, uint32_t no, uint64_t n)
 {
     memset(w, 0, sizeof *w);
+    w->tail = tail;
     w->txn = txn;
     w->dbi = dbi;
     w->kid = kid;
@@ -308,11 +311,13 @@ static int writer_flush(run_writer *w)
         return 0;
     uint8_t kb[NHDB_RUN_KEY];
     nhdb_run_key(kb, w->kid, w->s, w->no, ++w->part);
-    MDB_val k = {NHDB_RUN_KEY, kb}, v = {w->in_buf * 8, NULL};
+    MDB_val k = {NHDB_RUN_KEY, kb}, v = {w->in_buf * 8 + w->tail, NULL};
     int rc = mdb_put(w->txn, w->dbi, &k, &v, MDB_RESERVE);
     if (rc)
         return rc;
     memcpy(v.mv_data, w->buf, w->in_buf * 8);
+    if (w->tail)
+        nhdb_seal(&k, &v);
     w->in_buf = 0;
     return 0;
 }
@@ -342,7 +347,7 @@ static int writer_end(run_writer *w)
         w->dir[w->slot++] = w->n;
     uint8_t kb[NHDB_RUN_KEY];
     nhdb_run_key(kb, w->kid, w->s, w->no, 0);
-    MDB_val k = {NHDB_RUN_KEY, kb}, v = {NHDB_RUN_HDR + (slots + 1) * 8, NULL};
+    MDB_val k = {NHDB_RUN_KEY, kb}, v = {NHDB_RUN_HDR + (slots + 1) * 8 + w->tail, NULL};
     if ((rc = mdb_put(w->txn, w->dbi, &k, &v, MDB_RESERVE)))
         return rc;
     uint8_t *p = v.mv_data;
@@ -353,6 +358,8 @@ static int writer_end(run_writer *w)
     nhdb_put_le64(p + 8, w->n);
     for (size_t i = 0; i <= slots; i++)
         nhdb_put_le64(p + NHDB_RUN_HDR + i * 8, w->dir[i]);
+    if (w->tail)
+        nhdb_seal(&k, &v);
     return 0;
 }
 
@@ -363,23 +370,28 @@ typedef struct run_src {
     uint64_t n, i, slot;
     uint32_t hv; /* value and ordinal of posting i (the merge's head) */
     uint64_t ho;
-    unsigned dir_bits, low_bits;
+    unsigned dir_bits, low_bits, tail;
     uint64_t *dir;
     uint64_t *win;
     uint64_t win_start, win_n;
 } run_src;
 
 static int src_open(run_src *r, MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigned s,
-                    unsigned len, uint32_t no)
+                    unsigned len, unsigned tail, uint32_t no)
 {
     memset(r, 0, sizeof *r);
     r->no = no;
+    r->tail = tail;
     uint8_t kb[NHDB_RUN_KEY];
     nhdb_run_key(kb, kid, s, no, 0);
     MDB_val k = {NHDB_RUN_KEY, kb}, v;
     int rc = mdb_get(txn, dbi, &k, &v);
-    if (rc || (rc = run_header(&v, len, &r->n, &r->dir_bits)))
+    if (rc || (rc = run_header(&v, len, tail, &r->n, &r->dir_bits)))
         return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
+    /* A merge rewrites what it reads under a new checksum: a damaged run is refused here
+     * rather than passed on as good. */
+    if (tail && !nhdb_sum_ok(&k, &v))
+        return MDB_CORRUPTED;
     r->low_bits = len - r->dir_bits;
     size_t slots = (size_t)1 << r->dir_bits;
     r->dir = malloc((slots + 1) * sizeof *r->dir);
@@ -410,9 +422,11 @@ static int src_fill(run_src *r, MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigne
     int rc = mdb_get(txn, dbi, &k, &v);
     if (rc)
         return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
-    uint64_t have = v.mv_size / 8;
-    if (v.mv_size % 8 || off >= have)
+    if (v.mv_size < r->tail || (v.mv_size - r->tail) % 8)
         return MDB_CORRUPTED;
+    uint64_t have = (v.mv_size - r->tail) / 8;
+    if (off >= have || (r->tail && off == 0 && !nhdb_sum_ok(&k, &v)))
+        return MDB_CORRUPTED; /* a part is read from its start first: checked once */
     uint64_t take = have - off < SRC_WINDOW ? have - off : SRC_WINDOW;
     const uint8_t *p = (const uint8_t *)v.mv_data + off * 8;
     for (uint64_t j = 0; j < take; j++)
@@ -463,7 +477,7 @@ static int run_delete(MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigned s, uint3
 }
 
 int nhdb_runs_add(MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigned s, unsigned len,
-                  const uint64_t *a, size_t n, uint64_t first)
+                  unsigned tail, const uint64_t *a, size_t n, uint64_t first)
 {
     nhdb_run_meta *meta;
     size_t nr;
@@ -484,14 +498,14 @@ int nhdb_runs_add(MDB_txn *txn, MDB_dbi dbi, uint32_t kid, unsigned s, unsigned 
     }
     run_writer w = {0};
     run_src *src = calloc(t + 1, sizeof *src);
-    if (!src || writer_begin(&w, txn, dbi, kid, s, len, no, total)) {
+    if (!src || writer_begin(&w, txn, dbi, kid, s, len, tail, no, total)) {
         free(src);
         writer_free(&w);
         free(meta);
         return -1;
     }
     for (size_t j = 0; j < t && !rc; j++)
-        rc = src_open(&src[j], txn, dbi, kid, s, len, meta[nr - t + j].no);
+        rc = src_open(&src[j], txn, dbi, kid, s, len, tail, meta[nr - t + j].no);
     if (t == 0) {
         for (size_t j = 0; j < n && !rc; j++)
             rc = writer_push(&w, (uint32_t)(a[j] >> 32), first + (a[j] & 0xffffffffu));

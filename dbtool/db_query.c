@@ -184,7 +184,7 @@ static nh_status load_chunks(nh_db_reader *rd, nhdb_kind_info *k, nh_error *err)
         uint64_t want = k->count - ((uint64_t)c << NHDB_CHUNK_SHIFT);
         if (want > NHDB_CHUNK)
             want = NHDB_CHUNK;
-        if (rc || v.mv_size != want * k->hb) {
+        if (rc || v.mv_size != want * k->hb + rd->db->tail) {
             free(k->chunks);
             k->chunks = NULL;
             return nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_MDB, rc, rd->db->path,
@@ -217,7 +217,7 @@ static nh_status load_chunks(nh_db_reader *rd, nhdb_kind_info *k, nh_error *err)
             nhdb_run_view *v;
             size_t nv;
             int rc = nhdb_runs_map(rd->txn, rd->db->dbi_mih, k->id, s,
-                                   nhdb_sub_len(k->bits, k->m, s), &v, &nv);
+                                   nhdb_sub_len(k->bits, k->m, s), rd->db->tail, &v, &nv);
             nhdb_run_view *all = rc ? NULL : realloc(k->runs, (k->run_off[s] + nv + 1) * sizeof *all);
             if (!all) {
                 if (!rc)
@@ -261,9 +261,10 @@ nh_status nh_db_reader_get(nh_db_reader *rd, uint64_t id, nh_db_record *out, nh_
     if (rc)
         return nhdb_mdb_error(err, rc, rd->db->path, "read entry");
     nhdb_kind_info *ki = reader_kind_id(rd, (uint32_t)(id >> NHDB_ORD_BITS));
-    if (nhdb_rec_decode(&k, &v, out) || !ki)
+    if (nhdb_rec_decode(&k, &v, rd->db->tail, out) || !ki)
         return nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, rd->db->path,
-                            "corrupt entry %016llx", (unsigned long long)id);
+                            "corrupt entry %016llx (it does not decode or fails its checksum)",
+                            (unsigned long long)id);
     out->kind = ki->kind;
     return NH_OK;
 }
@@ -289,9 +290,11 @@ nh_status nh_db_reader_foreach(nh_db_reader *rd, const nh_kind *kind, nh_db_reco
     for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         nh_db_record r;
-        if (nhdb_rec_decode(&k, &v, &r)) {
+        if (nhdb_rec_decode(&k, &v, rd->db->tail, &r)) {
             st = nh_error_set(err, NH_ERR_FORMAT, NH_FOREIGN_NONE, 0, rd->db->path,
-                              "corrupt entry record");
+                              "corrupt entry record %016llx (it does not decode or fails its "
+                              "checksum)",
+                              k.mv_size == 8 ? (unsigned long long)nhdb_get_be64(k.mv_data) : 0ull);
             goto cleanup;
         }
         uint32_t kid = (uint32_t)(r.id >> NHDB_ORD_BITS);
@@ -546,7 +549,7 @@ NHDB_HOT static int mih_probe(nh_db_reader *rd, nhdb_kind_info *k, const uint8_t
             int rc = mdb_get(rd->txn, rd->db->dbi_occ, &okey, &ov);
             if (rc && rc != MDB_NOTFOUND)
                 return rc;
-            if (rc == 0 && ov.mv_size != NHDB_OCC_BYTES)
+            if (rc == 0 && ov.mv_size != NHDB_OCC_BYTES + rd->db->tail)
                 return MDB_CORRUPTED;
             k->occ[ci] = rc ? NULL : ov.mv_data;
             k->occ_loaded[ci] = 1;
@@ -666,6 +669,8 @@ static int digest_exact(nh_db_reader *rd, const nhdb_kind_info *k, const uint8_t
         if ((id >> NHDB_ORD_BITS) == k->id) {
             /* an entry's own digest field may equal a digest-kind hash; check the hash */
             uint64_t ord = id & NHDB_ORD_MASK;
+            if (ord >= k->count)
+                return MDB_CORRUPTED; /* a damaged digest row */
             const uint8_t *h = k->chunks[ord >> NHDB_CHUNK_SHIFT] + (ord & (NHDB_CHUNK - 1)) * 16;
             if (memcmp(h, q, 16) == 0 && res_push(rd, id, 0))
                 return -1;

@@ -749,7 +749,7 @@ static void test_verify_detects_damage(void **state)
     /* 1: the lowest value bit of one posting of substring 0 flipped in place */
     assert_int_equal(mdb_cursor_get(c, &k, &v, MDB_FIRST), 0); /* kind 1, s 0, run 0 header */
     assert_int_equal(mdb_cursor_get(c, &k, &v, MDB_NEXT), 0);  /* its postings */
-    assert_int_equal(v.mv_size, 500 * 8);
+    assert_int_equal(v.mv_size, 500 * 8 + 8); /* and the checksum (schema 3) */
     uint8_t *copy = malloc(v.mv_size);
     assert_non_null(copy);
     memcpy(copy, v.mv_data, v.mv_size);
@@ -792,6 +792,248 @@ static void test_verify_detects_damage(void **state)
     tdir_remove(&t);
 }
 
+/* Rewrite every value of the tables nhdb seals, behind libnhdb's back: mode 0 strips the
+ * 8-byte checksums and writes a 16-byte schema-2 record (what nhdb wrote before schema 3);
+ * mode 1 flips one payload byte of the `which`-th value of `table` (its checksum kept). */
+static void rewrite_values(const char *dir, int mode, const char *table, int which)
+{
+    static const char *const tables[] = {"meta", "entries", "mihrun", "packed", "occupancy"};
+    MDB_env *env;
+    MDB_txn *txn;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 10), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, (size_t)1 << 30), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0664), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    for (size_t t = 0; t < 5; t++) {
+        if (mode == 1 && strcmp(tables[t], table) != 0)
+            continue;
+        MDB_dbi dbi;
+        MDB_cursor *c;
+        MDB_val k, v;
+        assert_int_equal(mdb_dbi_open(txn, tables[t], 0, &dbi), 0);
+        assert_int_equal(mdb_cursor_open(txn, dbi, &c), 0);
+        size_t n = 0, cap = 0;
+        MDB_val *keys = NULL, *vals = NULL;
+        for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+            if (n == cap) {
+                cap = cap ? 2 * cap : 64;
+                keys = realloc(keys, cap * sizeof *keys);
+                vals = realloc(vals, cap * sizeof *vals);
+                assert_true(keys && vals);
+            }
+            keys[n].mv_size = k.mv_size;
+            keys[n].mv_data = malloc(k.mv_size);
+            vals[n].mv_size = v.mv_size;
+            vals[n].mv_data = malloc(v.mv_size);
+            memcpy(keys[n].mv_data, k.mv_data, k.mv_size);
+            memcpy(vals[n].mv_data, v.mv_data, v.mv_size);
+            n++;
+        }
+        mdb_cursor_close(c);
+        for (size_t i = 0; i < n; i++) {
+            uint8_t *p = vals[i].mv_data;
+            int put = 1;
+            if (mode == 0) {
+                assert_true(vals[i].mv_size > 8);
+                vals[i].mv_size -= 8;
+                if (keys[i].mv_size == 6 && memcmp(keys[i].mv_data, "schema", 6) == 0) {
+                    assert_int_equal(vals[i].mv_size, 16);
+                    p[4] = 2;
+                }
+            } else if ((int)i == which) {
+                p[vals[i].mv_size / 2 - 1] ^= 0x10; /* inside the payload */
+            } else {
+                put = 0;
+            }
+            if (put)
+                assert_int_equal(mdb_put(txn, dbi, &keys[i], &vals[i], 0), 0);
+            free(keys[i].mv_data);
+            free(vals[i].mv_data);
+        }
+        free(keys);
+        free(vals);
+    }
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* A small set of every kind, with a progress record, in two commits. */
+static void small_set(const char *dir, uint64_t seed)
+{
+    nh_db *db = NULL;
+    nh_error err = {0};
+    uint64_t save = rng;
+    rng = seed;
+    assert_int_equal(nh_db_open(dir, NH_DB_OPEN_CREATE | NH_DB_OPEN_NOSYNC, NULL, &db, &err),
+                     NH_OK);
+    const nh_kind kinds[3] = {nh_kind_of(NH_KIND_NEURAL), nh_kind_of(NH_KIND_PDQ),
+                              nh_kind_of(NH_KIND_DIGEST)};
+    for (int b = 0; b < 2; b++) {
+        assert_int_equal(nh_db_batch_begin(db, &err), NH_OK);
+        for (int i = 0; i < 300; i++) {
+            uint8_t h[32], d[16];
+            char src[32];
+            for (int j = 0; j < 32; j++)
+                h[j] = (uint8_t)rnd();
+            for (int j = 0; j < 16; j++)
+                d[j] = (uint8_t)rnd();
+            snprintf(src, sizeof src, "f/%d/%d", b, i);
+            nh_db_entry e = {.kind = kinds[i % 3], .hash = h, .digest = i % 2 ? d : NULL,
+                             .quality = i % 3 == 1 ? i % 101 : -1, .source = src,
+                             .label = "lab", .note = "a note", .added = 1000 + i};
+            assert_int_equal(nh_db_add(db, &e, &err), NH_OK);
+        }
+        assert_int_equal(nh_db_batch_set_progress(db, "job", "0123456789", 10, &err), NH_OK);
+        uint64_t added = 0;
+        assert_int_equal(nh_db_batch_commit(db, &added, NULL, &err), NH_OK);
+        assert_int_equal(added, 300);
+    }
+    nh_db_close(db);
+    rng = save;
+}
+
+static unsigned schema_of(const char *dir)
+{
+    nh_db *db = NULL;
+    nh_error err = {0};
+    nh_db_stats st;
+    if (nh_db_open(dir, NH_DB_OPEN_READONLY, NULL, &db, &err))
+        fail_msg("open %s: %s", dir, err.msg);
+    assert_int_equal(nh_db_stats_get(db, &st, &err), NH_OK);
+    nh_db_close(db);
+    return st.schema_version;
+}
+
+/* A payload byte changed in one value of each sealed table (the checksum left as it was) is
+ * a verify problem naming the checksum, and an entry record so damaged is refused where a
+ * reader reads it. */
+static void test_checksums_detect_damage(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *table;
+        int which;
+    } cases[] = {{"meta", 0},   {"meta", 3},   {"entries", 17},  {"mihrun", 5},
+                 {"packed", 1}, {"mihrun", 0}, {"occupancy", 2}, {"meta", 4}};
+    tdir t;
+    tdir_make(&t);
+    char db[300], cmd[800], errf[300];
+    path_in(errf, sizeof errf, &t, "err.txt");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        path_in(db, sizeof db, &t, "set");
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", db);
+        assert_int_equal(system(cmd), 0);
+        small_set(db, 0x1234567u);
+        assert_verified(db);
+        assert_int_equal(schema_of(db), NH_DB_SCHEMA_VERSION);
+        rewrite_values(db, 1, cases[i].table, cases[i].which);
+        /* the CLI: verify reports it, by the first problem it meets (a changed posting may be
+         * out of order before its checksum is read; meta row 4, the schema record, already
+         * fails the open); a label byte or the progress record only their checksum shows */
+        int rc = run_nhdb(NULL, errf, "verify", db, NULL);
+        char *e = slurp(errf, NULL);
+        int only_sum = strcmp(cases[i].table, "entries") == 0 ||
+                       (strcmp(cases[i].table, "meta") == 0 && cases[i].which == 3);
+        if (rc != 1 || (only_sum && !strstr(e, "checksum")))
+            fail_msg("%s row %d: verify %d: %s", cases[i].table, cases[i].which, rc, e);
+        free(e);
+    }
+    /* an entry record: nh_db_reader_get and export refuse it */
+    nh_db *d = NULL;
+    nh_error err = {0};
+    nh_db_reader *rd = NULL;
+    nh_db_record r;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", db);
+    assert_int_equal(system(cmd), 0);
+    small_set(db, 0x1234567u);
+    rewrite_values(db, 1, "entries", 0); /* the first: neural ordinal 0 */
+    assert_int_equal(nh_db_open(db, NH_DB_OPEN_READONLY, NULL, &d, &err), NH_OK);
+    assert_int_equal(nh_db_reader_create(d, &rd, &err), NH_OK);
+    assert_int_equal(nh_db_reader_get(rd, (uint64_t)1 << 40, &r, &err), NH_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "checksum"));
+    assert_int_equal(nh_db_reader_get(rd, (uint64_t)1 << 40 | 1, &r, &err), NH_OK);
+    nh_db_reader_destroy(rd);
+    nh_db_close(d);
+    assert_int_equal(run_nhdb(NULL, NULL, "export", db, NULL), 1);
+    tdir_remove(&t);
+}
+
+/* A schema-2 set (schema 3 without its checksums) opens read-only and for writing, verifies
+ * with a note, takes new batches as schema 2, and `nhdb upgrade` gives it checksums with the
+ * same content. */
+static void test_schema2_sets(void **state)
+{
+    (void)state;
+    tdir t;
+    tdir_make(&t);
+    char db[300], out[300], a[300], b[300];
+    path_in(db, sizeof db, &t, "set");
+    path_in(out, sizeof out, &t, "out.txt");
+    path_in(a, sizeof a, &t, "a.jsonl");
+    path_in(b, sizeof b, &t, "b.jsonl");
+    small_set(db, 0x7654321u);
+    rewrite_values(db, 0, NULL, 0);
+    assert_int_equal(schema_of(db), 2);
+    assert_verified(db);
+    assert_int_equal(run_nhdb(out, NULL, "verify", db, NULL), 0);
+    char *o = slurp(out, NULL);
+    assert_non_null(strstr(o, "no checksums"));
+    assert_non_null(strstr(o, "nhdb upgrade"));
+    free(o);
+    /* reads: every entry by id, and a query that finds it */
+    nh_db *d = NULL;
+    nh_error err = {0};
+    nh_db_reader *rd = NULL;
+    assert_int_equal(nh_db_open(db, NH_DB_OPEN_READONLY, NULL, &d, &err), NH_OK);
+    assert_int_equal(nh_db_reader_create(d, &rd, &err), NH_OK);
+    nh_db_record r;
+    assert_int_equal(nh_db_reader_get(rd, (uint64_t)2 << 40 | 7, &r, &err), NH_OK);
+    uint8_t q[32];
+    memcpy(q, r.hash, 32);
+    nh_kind pdq = nh_kind_of(NH_KIND_PDQ);
+    nh_db_query_opts qo = {.radius = 10, .method = NH_DB_METHOD_MIH};
+    const nh_db_match *m;
+    size_t n;
+    assert_int_equal(nh_db_query(rd, &pdq, q, &qo, &m, &n, &err), NH_OK);
+    assert_true(n >= 1);
+    assert_int_equal(m[0].id, (uint64_t)2 << 40 | 7);
+    nh_db_reader_destroy(rd);
+    nh_db_close(d);
+    char pr[32];
+    size_t pn = 0;
+    assert_int_equal(nh_db_open(db, 0, NULL, &d, &err), NH_OK);
+    assert_int_equal(nh_db_get_progress(d, "job", pr, sizeof pr, &pn, &err), NH_OK);
+    assert_int_equal(pn, 10);
+    assert_memory_equal(pr, "0123456789", 10);
+    /* a write keeps schema 2 */
+    assert_int_equal(nh_db_batch_begin(d, &err), NH_OK);
+    uint8_t h[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    nh_db_entry e = {.kind = nh_kind_of(NH_KIND_NEURAL), .hash = h, .quality = -1,
+                     .source = "late", .added = 5};
+    assert_int_equal(nh_db_add(d, &e, &err), NH_OK);
+    assert_int_equal(nh_db_batch_commit(d, NULL, NULL, &err), NH_OK);
+    nh_db_close(d);
+    assert_int_equal(schema_of(db), 2);
+    assert_verified(db);
+    assert_int_equal(run_nhdb(a, NULL, "export", db, "--format", "jsonl", NULL), 0);
+    /* upgrade: checksums, same content, and then damage is seen */
+    assert_int_equal(run_nhdb(NULL, NULL, "upgrade", db, NULL), 0);
+    assert_int_equal(schema_of(db), NH_DB_SCHEMA_VERSION);
+    assert_verified(db);
+    assert_int_equal(run_nhdb(out, NULL, "verify", db, NULL), 0);
+    o = slurp(out, NULL);
+    assert_non_null(strstr(o, "every checksum matches"));
+    free(o);
+    assert_int_equal(run_nhdb(b, NULL, "export", db, "--format", "jsonl", NULL), 0);
+    assert_files_equal(a, b);
+    assert_int_equal(run_nhdb(NULL, NULL, "upgrade", db, NULL), 0); /* nothing left to do */
+    rewrite_values(db, 1, "packed", 0);
+    assert_int_equal(run_nhdb(NULL, NULL, "verify", db, NULL), 1);
+    tdir_remove(&t);
+}
+
 /* A schema-1 database (tests/data/nhdb/make_v1_fixture.sh: written by nhdb as of commit
  * 191b967) is refused read-only with a pointer to `nhdb upgrade`, upgrades in place, and then
  * holds exactly what a fresh import of the same file holds, with MIH answers equal to the
@@ -828,7 +1070,7 @@ static void test_upgrade_v1(void **state)
     nh_db_stats st;
     assert_int_equal(nh_db_open(db, NH_DB_OPEN_READONLY, NULL, &d, &err), NH_OK);
     assert_int_equal(nh_db_stats_get(d, &st, &err), NH_OK);
-    assert_int_equal(st.schema_version, 2);
+    assert_int_equal(st.schema_version, NH_DB_SCHEMA_VERSION); /* 1 -> 2 -> 3 */
     assert_int_equal(st.entries, 800);
     assert_int_equal(st.mih_rows, 600 * 6 + 200 * 16);
     assert_int_equal(mdb_stat_rows(db, "mih"), -1); /* the schema-1 tables are gone */
@@ -1875,6 +2117,8 @@ int main(void)
         cmocka_unit_test(test_dedupe_key_collisions),
         cmocka_unit_test(test_verify_detects_damage),
         cmocka_unit_test(test_upgrade_v1),
+        cmocka_unit_test(test_checksums_detect_damage),
+        cmocka_unit_test(test_schema2_sets),
         cmocka_unit_test(test_cli_round_trips),
         cmocka_unit_test(test_cli_neural_widths),
         cmocka_unit_test(test_cli_malformed_line),

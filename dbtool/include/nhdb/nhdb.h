@@ -40,7 +40,10 @@
 extern "C" {
 #endif
 
-#define NH_DB_SCHEMA_VERSION 2
+/* Schema 3: every value nhdb writes ends with a checksum (docs/nhdb.md). Schema-2 sets are
+ * read and written as they are, without checksums, until nh_db_upgrade adds them; schema-1
+ * sets become schema 2 at their first writable open. */
+#define NH_DB_SCHEMA_VERSION 3
 #define NH_DB_HASH_MAX 32 /* bytes of the longest hash a set stores (PDQ; neural up to 256 bits) */
 #define NH_DB_DIGEST_BYTES 16 /* xxh128 */
 #define NH_DB_STR_MAX 65535u /* bytes of the longest source, label or note (nh_db_add) */
@@ -95,11 +98,17 @@ enum {
  * Open the database in directory path. With NH_DB_OPEN_CREATE a missing database is created
  * with opts (NULL = defaults); opts are ignored for an existing one. *out is written only on
  * success and must be closed with nh_db_close. Returns NH_ERR_NOT_FOUND when the database is
- * missing and CREATE is not set, NH_ERR_FORMAT on a schema this build does not know,
- * NH_ERR_DB on LMDB failures.
+ * missing and CREATE is not set, NH_ERR_FORMAT on a schema this build does not know or a
+ * damaged schema record, NH_ERR_DB on LMDB failures.
  */
 nh_status nh_db_open(const char *path, unsigned flags, const nh_db_create_opts *opts, nh_db **out,
                      nh_error *err);
+/*
+ * Bring a set opened for writing to NH_DB_SCHEMA_VERSION: a schema-2 set gets its checksums
+ * (every value rewritten, one write transaction; the map grows as needed). NH_OK when there
+ * is nothing to do; NH_ERR_INVALID while a batch or a reader of db is open.
+ */
+nh_status nh_db_upgrade(nh_db *db, nh_error *err);
 /* Close; aborts an uncommitted batch. All readers must be destroyed first. NULL is a no-op. */
 void nh_db_close(nh_db *db);
 
@@ -158,7 +167,7 @@ typedef struct nh_db_kind_stats {
 } nh_db_kind_stats;
 
 typedef struct nh_db_stats {
-    unsigned schema_version;
+    unsigned schema_version; /* of this set: 2 (no checksums) or 3 */
     uint64_t entries;
     size_t n_kinds;
     nh_db_kind_stats kinds[64]; /* first 64 kinds */
@@ -176,9 +185,12 @@ nh_status nh_db_stats_get(nh_db *db, nh_db_stats *out, nh_error *err);
  * Check that every table is consistent with the others: every record decodes; per-kind
  * counts match the entries; the packed arrays hold exactly each entry's hash; every entry
  * has one posting in each of its m MIH substring run lists, its dedupe row and its digest
- * row, and no table holds extra rows.
+ * row, and no table holds extra rows; on schema 3 every value's checksum; LMDB's two meta
+ * pages are intact.
  * Returns NH_ERR_FORMAT with a message naming the first inconsistency; *problems (may be
- * NULL) receives the number found.
+ * NULL) receives the number found. LMDB itself may crash on damaged B-tree pages (it does
+ * not check them): a caller that must survive that runs this in a child process, as `nhdb
+ * verify` does.
  */
 nh_status nh_db_verify(nh_db *db, uint64_t *problems, nh_error *err);
 
