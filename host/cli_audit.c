@@ -25,11 +25,14 @@
 
 int nh_cli_audit(int argc, char **argv);
 
-/* The default model's (nhash-open v2) threshold at a false-positive rate <= 1e-6 on the model
- * card's benchmark is 14 bits (no unrelated pair within 14 of 178,266); 12 keeps two bits below it,
- * as 8 did for v1 (10). docs/model-card.md. */
-#define DEFAULT_RADIUS_NEURAL 12
-#define DEFAULT_RADIUS_PDQ 31
+/* The radii come from nhbench quality's decision table on the model card's held-out photos
+ * (74 photos, 178,266 unrelated pairs hashed by both): each hash's own threshold at a
+ * false-positive rate <= 1e-6 (no unrelated pair within 14 neural bits or 75 PDQ bits). What
+ * counts is a confirmed match, both hashes within these radii of one known image: its rate is
+ * at most either hash's, whatever their correlation. README "Confirmed matches",
+ * docs/model-card.md "Decision rules". */
+#define DEFAULT_RADIUS_NEURAL 14
+#define DEFAULT_RADIUS_PDQ 75
 #define DEFAULT_THRESHOLD 30
 
 static void usage(FILE *f)
@@ -38,9 +41,14 @@ static void usage(FILE *f)
             "usage: nhash audit --db SET [options] ARCHIVE...\n\n"
             "Hash every file of each ARCHIVE (a folder, a file, or '-' for a path list on stdin)\n"
             "and match it against the hash set SET (built with `nhash hash --db` or nhdb).\n"
-            "Every match is reported with its distance and the matched entry's metadata, then\n"
-            "one summary per archive: files, failures, matched files and whether the number of\n"
-            "matched files reached the threshold.\n\n"
+            "A file's matches are joined by known image (entries with the same file digest, or\n"
+            "else the same source) and reported once per known image with the evidence of each\n"
+            "kind (distance, radius, variant, PDQ qualities, the entry's metadata). A match is\n"
+            "confirmed when the file's digest equals the known image's, or when the neural hash\n"
+            "and PDQ both match it within their radii; one perceptual hash alone is unconfirmed\n"
+            "(listed for review: the open model's neural hash can be forged in seconds). Then one\n"
+            "summary per archive: files, failures, matched, confirmed and counted files, and\n"
+            "whether the counted files reached the threshold.\n\n"
             "  --db DIR            the hash set (required)\n"
             "  --algo LIST         neural, pdq, digest (default: every kind the set holds that\n"
             "                      this run can compute)\n"
@@ -48,17 +56,24 @@ static void usage(FILE *f)
             "                      by the same model (fingerprint) are compared\n"
             "  --radius-neural N   default %d of 96 bits (set for the default model, nhash-open\n"
             "                      v2; for other models see their benchmark: nhbench quality)\n"
-            "  --radius-pdq N      default %d of 256 bits (Meta's recommendation); PDQ hashes\n"
-            "                      of quality under 50 are reported as unreliable and not counted\n"
+            "  --radius-pdq N      default %d of 256 bits (both defaults: each hash's threshold\n"
+            "                      at a false-positive rate of 1e-6 per pair on the model card's\n"
+            "                      held-out photos; Meta's recommendation, 31, is stricter: use\n"
+            "                      it against very large sets or to match other tools); PDQ\n"
+            "                      hashes of quality under 50 are reported as unreliable\n"
             "  --pdq-dihedral      also match PDQ's 8 rotations and flips of each file (the\n"
             "                      match record names the variant)\n"
             "  --neural-mirror     also match each file's left-right mirror image with the neural\n"
             "                      hash (a second network pass; the match record's variant is\n"
             "                      \"flipx\" when the mirror image matched better)\n"
-            "  --threshold N       matched files per archive that raise the flag (default %d,\n"
+            "  --threshold N       counted files per archive that raise the flag (default %d,\n"
             "                      as in Apple's design)\n"
+            "  --count RULE        what counts toward the threshold: confirmed (default: files\n"
+            "                      with a confirmed match) or any (files with any reliable match,\n"
+            "                      one forgeable hash suffices; the summary warns)\n"
             "  --format jsonl|csv  default jsonl (records of type match, error, summary); csv\n"
-            "                      prints matches on stdout and summaries on stderr\n"
+            "                      prints one row per piece of evidence on stdout (column match\n"
+            "                      numbers the file's known images) and summaries on stderr\n"
             "  -0, --null, --batch, --threads, --backend, --platform, --device, --decode,\n"
             "  --allow-untrusted, --max-pixels, --pdq-backend   as in `nhash hash`\n\n"
             "Exit status: 0 no archive reached the threshold and every file was read, 1 some\n"
@@ -80,6 +95,7 @@ struct audit_ctx {
     int csv;
     nh_match_tally tally;
     const nh_record *cur;
+    size_t nknown;           /* known images reported for the current file */
     nh_error err;
     int fatal;
     int out_errno;           /* writing stdout failed with this errno */
@@ -93,40 +109,100 @@ static void json_archive_path(struct audit_ctx *c, const char *path)
     nh_json_field(stdout, "path", path);
 }
 
-static int on_match(const nh_match *m, void *user)
+static void json_entry(const nh_match *m)
 {
-    struct audit_ctx *c = user;
-    const char *kind = nh_kind_name(m->kind);
-    const char *variant = m->has_variant ? nh_variant_name(m->variant) : NULL;
-    if (c->csv) {
-        char t[32];
-        nh_csv_field(stdout, c->archive);
-        fputc(',', stdout);
-        nh_csv_field(stdout, c->cur->path);
-        printf(",%s,%u,%llu,", kind, m->distance, (unsigned long long)m->id);
-        nh_csv_field(stdout, m->source);
-        fputc(',', stdout);
-        nh_csv_field(stdout, m->label);
-        fputc(',', stdout);
-        nh_csv_field(stdout, m->note);
-        snprintf(t, sizeof t, "%lld", (long long)m->added);
-        printf(",%s,%d,%s\n", t, m->unreliable, variant ? variant : "");
-        return 0;
-    }
-    fputs("{\"type\":\"match\",", stdout);
-    json_archive_path(c, c->cur->path);
-    printf(",\"kind\":\"%s\",\"distance\":%u", kind, m->distance);
-    if (variant)
-        printf(",\"variant\":\"%s\"", variant);
-    if (m->unreliable)
-        fputs(",\"unreliable\":true", stdout);
-    printf(",\"entry\":{\"id\":%llu,\"source\":", (unsigned long long)m->id);
+    printf("\"entry\":{\"id\":%llu,\"source\":", (unsigned long long)m->id);
     nh_json_string(stdout, m->source);
     fputs(",\"label\":", stdout);
     nh_json_string(stdout, m->label);
     fputs(",\"note\":", stdout);
     nh_json_string(stdout, m->note);
-    printf(",\"added\":%lld}}\n", (long long)m->added);
+    printf(",\"added\":%lld}", (long long)m->added);
+}
+
+static void hex16(char *out, const uint8_t *b)
+{
+    for (int i = 0; i < NH_MATCH_DIGEST_BYTES; i++)
+        sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+static const char *confirmed_by_name(unsigned by)
+{
+    switch (by) {
+    case NH_CONFIRM_DIGEST: return "digest";
+    case NH_CONFIRM_PERCEPTUAL: return "neural+pdq";
+    case NH_CONFIRM_DIGEST | NH_CONFIRM_PERCEPTUAL: return "digest,neural+pdq";
+    default: return NULL;
+    }
+}
+
+/* One known image matched by the current file: one JSONL record with the evidence of each
+ * kind, or one CSV row per piece of evidence. */
+static int on_known(const nh_match_known *k, void *user)
+{
+    struct audit_ctx *c = user;
+    const char *status = nh_match_status_name(k->status);
+    const char *by = confirmed_by_name(k->confirmed_by);
+    int counted = k->status == NH_MATCH_CONFIRMED ||
+                  (c->tally.rule == NH_COUNT_ANY && k->status == NH_MATCH_UNCONFIRMED);
+    c->nknown++;
+    if (c->csv) {
+        for (size_t i = 0; i < k->n; i++) {
+            const nh_match *m = &k->ev[i];
+            const char *variant = m->has_variant ? nh_variant_name(m->variant) : NULL;
+            char t[32];
+            nh_csv_field(stdout, c->archive);
+            fputc(',', stdout);
+            nh_csv_field(stdout, c->cur->path);
+            printf(",%zu,%s,%s,%d,%s,%u,%u,%s,", c->nknown, status, by ? by : "", counted,
+                   nh_kind_name(m->kind), m->distance, m->radius, variant ? variant : "");
+            if (m->quality >= 0)
+                printf("%d", m->quality);
+            fputc(',', stdout);
+            if (m->query_quality >= 0)
+                printf("%d", m->query_quality);
+            printf(",%d,%llu,", m->unreliable, (unsigned long long)m->id);
+            nh_csv_field(stdout, m->source);
+            fputc(',', stdout);
+            nh_csv_field(stdout, m->label);
+            fputc(',', stdout);
+            nh_csv_field(stdout, m->note);
+            snprintf(t, sizeof t, "%lld", (long long)m->added);
+            printf(",%s\n", t);
+        }
+        return 0;
+    }
+    fputs("{\"type\":\"match\",", stdout);
+    json_archive_path(c, c->cur->path);
+    printf(",\"status\":\"%s\"", status);
+    if (by)
+        printf(",\"confirmed_by\":\"%s\"", by);
+    printf(",\"counted\":%s,\"known\":{", counted ? "true" : "false");
+    if (k->digest) {
+        char hx[2 * NH_MATCH_DIGEST_BYTES + 1];
+        hex16(hx, k->digest);
+        printf("\"digest\":\"%s\",", hx);
+    }
+    fputs("\"source\":", stdout);
+    nh_json_string(stdout, k->source);
+    fputs("},\"evidence\":[", stdout);
+    for (size_t i = 0; i < k->n; i++) {
+        const nh_match *m = &k->ev[i];
+        printf("%s{\"kind\":\"%s\",\"distance\":%u,\"radius\":%u", i ? "," : "",
+               nh_kind_name(m->kind), m->distance, m->radius);
+        if (m->has_variant)
+            printf(",\"variant\":\"%s\"", nh_variant_name(m->variant));
+        if (m->quality >= 0)
+            printf(",\"quality\":%d", m->quality);
+        if (m->query_quality >= 0)
+            printf(",\"file_quality\":%d", m->query_quality);
+        if (m->unreliable)
+            fputs(",\"unreliable\":true", stdout);
+        fputc(',', stdout);
+        json_entry(m);
+        fputc('}', stdout);
+    }
+    fputs("]}\n", stdout);
     return 0;
 }
 
@@ -135,7 +211,7 @@ static int on_record(const nh_record *r, void *user)
     struct audit_ctx *c = user;
     char eb[2048];
     if (r->status != NH_OK) {
-        nh_match_tally_add(&c->tally, r, 0, 0);
+        nh_match_tally_add(&c->tally, r, NULL);
         fprintf(stderr, "nhash: %s\n", nh_error_format(&r->err, eb, sizeof eb));
         if (!c->csv) {
             fputs("{\"type\":\"error\",", stdout);
@@ -147,13 +223,13 @@ static int on_record(const nh_record *r, void *user)
         return 0;
     }
     c->cur = r;
-    size_t n = 0, reliable = 0;
-    if (nh_match_record(c->rd, c->neural, &c->radii, r, on_match, c, &n, &reliable, &c->err) !=
-        NH_OK) {
+    c->nknown = 0;
+    nh_match_result res;
+    if (nh_match_file(c->rd, c->neural, &c->radii, r, on_known, c, &res, &c->err) != NH_OK) {
         c->fatal = 1;
         return 1;
     }
-    nh_match_tally_add(&c->tally, r, n, reliable);
+    nh_match_tally_add(&c->tally, r, &res);
     if (ferror(stdout)) {
         c->out_errno = errno ? errno : EIO;
         return 1;
@@ -170,6 +246,7 @@ int nh_cli_audit(int argc, char **argv)
     unsigned r_neural = DEFAULT_RADIUS_NEURAL, r_pdq = DEFAULT_RADIUS_PDQ;
     size_t threshold = DEFAULT_THRESHOLD;
     int csv = 0, nul = 0;
+    nh_count_rule rule = NH_COUNT_CONFIRMED;
     unsigned long long num = 0;
     static const struct option lo[] = {
         {"db", required_argument, 0, 'S'},          {"algo", required_argument, 0, 'a'},
@@ -182,7 +259,7 @@ int nh_cli_audit(int argc, char **argv)
         {"allow-untrusted", no_argument, 0, 'u'},   {"max-pixels", required_argument, 0, 'x'},
         {"pdq-dihedral", no_argument, 0, 'R'},      {"help", no_argument, 0, 'h'},
         {"neural-mirror", no_argument, 0, 'M'},     {"pdq-backend", required_argument, 0, 'Q'},
-        {0, 0, 0, 0}};
+        {"count", required_argument, 0, 'C'},       {0, 0, 0, 0}};
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "0h", lo, NULL)) != -1) {
@@ -219,6 +296,15 @@ int nh_cli_audit(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'C': {
+            int v = nh_count_rule_parse(optarg);
+            if (v < 0) {
+                fprintf(stderr, "nhash audit: unknown --count '%s' (confirmed or any)\n", optarg);
+                return 2;
+            }
+            rule = (nh_count_rule)v;
+            break;
+        }
         case '0': nul = 1; break;
         case 'R': o.pdq_dihedral = 1; break;
         case 'M': o.neural_mirror = 1; break;
@@ -298,6 +384,30 @@ int nh_cli_audit(int argc, char **argv)
         nh_cli_db_close(db);
         return 2;
     }
+    /* Confirmation needs two independent perceptual hashes (or the digest). */
+    unsigned perceptual = o.kinds & have & (NEURAL | PDQ);
+    char warning[512] = "";
+    if (perceptual != (NEURAL | PDQ)) {
+        const char *which = perceptual == NEURAL ? "neural" : perceptual == PDQ ? "pdq" : NULL;
+        char what[96];
+        snprintf(what, sizeof what, which ? "only one perceptual hash is compared (%s)"
+                                          : "no perceptual hash is compared%s",
+                 which ? which : "");
+        if (rule == NH_COUNT_CONFIRMED)
+            snprintf(warning, sizeof warning,
+                     "%s: a perceptual match rests on one hash that can be forged, so none is "
+                     "confirmed unless the file is a known file byte for byte (digest); they are "
+                     "listed as unconfirmed and do not count (--count any counts them)", what);
+        else
+            snprintf(warning, sizeof warning,
+                     "%s: with --count any a match counts on one hash, which can be forged", what);
+    } else if (rule == NH_COUNT_ANY) {
+        snprintf(warning, sizeof warning,
+                 "--count any: a match counts on one hash (neural or pdq), which can be forged; "
+                 "confirmed matches are marked");
+    }
+    if (*warning)
+        fprintf(stderr, "nhash audit: warning: %s\n", warning);
     o.kinds |= DIGEST;
     o.stop = &g_stop;
     nh_status st = nh_pipeline_create(&o, &p, &err);
@@ -307,8 +417,9 @@ int nh_cli_audit(int argc, char **argv)
         return 2;
     }
     if (csv)
-        printf("archive,path,kind,distance,entry_id,entry_source,entry_label,entry_note,"
-               "entry_added,unreliable,variant\n");
+        printf("archive,path,match,status,confirmed_by,counted,kind,distance,radius,variant,"
+               "entry_quality,file_quality,unreliable,entry_id,entry_source,entry_label,"
+               "entry_note,entry_added\n");
     nh_cli_signals_install(&g_stop);
     int any_threshold = 0, any_failed = 0;
     for (int a = optind; a < argc && !g_stop; a++) {
@@ -319,6 +430,7 @@ int nh_cli_audit(int argc, char **argv)
         c.radii.radius_neural = r_neural;
         c.radii.radius_pdq = r_pdq;
         c.tally.threshold = threshold;
+        c.tally.rule = rule;
         c.archive = argv[a];
         c.csv = csv;
         nh_input *in = NULL;
@@ -332,19 +444,29 @@ int nh_cli_audit(int argc, char **argv)
         any_threshold |= reached;
         any_failed |= t->failed > 0;
         if (csv) {
-            fprintf(stderr, "nhash audit: %s: %zu files, %zu failed, %zu matched files (%zu matches, "
-                            "%zu unreliable), threshold %zu %s\n",
-                    c.archive, t->files, t->failed, t->matched_files, t->matches, t->unreliable,
-                    threshold, reached ? "REACHED" : "not reached");
+            fprintf(stderr, "nhash audit: %s: %zu files, %zu failed, %zu matched files (%zu "
+                            "confirmed), %zu counted (--count %s); %zu matches: %zu confirmed, "
+                            "%zu unconfirmed, %zu unreliable; threshold %zu %s%s%s\n",
+                    c.archive, t->files, t->failed, t->matched_files, t->confirmed_files,
+                    t->counted_files, nh_count_rule_name(rule), t->matches, t->confirmed,
+                    t->unconfirmed, t->unreliable, threshold, reached ? "REACHED" : "not reached",
+                    *warning ? "; warning: " : "", warning);
         } else {
             fputs("{\"type\":\"summary\",\"archive\":", stdout);
             nh_json_string(stdout, c.archive);
-            printf(",\"files\":%zu,\"failed\":%zu,\"matched_files\":%zu,\"matches\":%zu,"
+            printf(",\"files\":%zu,\"failed\":%zu,\"matched_files\":%zu,\"confirmed_files\":%zu,"
+                   "\"counted_files\":%zu,\"count\":\"%s\",\"matches\":%zu,"
+                   "\"confirmed_matches\":%zu,\"unconfirmed_matches\":%zu,"
                    "\"unreliable_matches\":%zu,\"threshold\":%zu,\"threshold_reached\":%s,"
-                   "\"radius_neural\":%u,\"radius_pdq\":%u%s}\n",
-                   t->files, t->failed, t->matched_files, t->matches, t->unreliable, threshold,
-                   reached ? "true" : "false", r_neural, r_pdq,
-                   st == NH_ERR_INTERRUPTED ? ",\"interrupted\":true" : "");
+                   "\"radius_neural\":%u,\"radius_pdq\":%u",
+                   t->files, t->failed, t->matched_files, t->confirmed_files, t->counted_files,
+                   nh_count_rule_name(rule), t->matches, t->confirmed, t->unconfirmed,
+                   t->unreliable, threshold, reached ? "true" : "false", r_neural, r_pdq);
+            if (*warning) {
+                fputs(",\"warning\":", stdout);
+                nh_json_string(stdout, warning);
+            }
+            printf("%s}\n", st == NH_ERR_INTERRUPTED ? ",\"interrupted\":true" : "");
         }
         if ((fflush(stdout) != 0 || ferror(stdout)) && !c.out_errno)
             c.out_errno = errno ? errno : EIO;

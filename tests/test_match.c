@@ -3,7 +3,8 @@
  * distances from the set's entries, by flipping chosen bits), so every expected result
  * follows from the construction: radius boundaries per kind, one neural kind per model,
  * PDQ's quality cut, dihedral and mirror variants reported once at their best distance,
- * digests exactly, and the archive's threshold count.
+ * digests exactly, the joining of a file's matches by known image and their confirmation
+ * (digest, or neural and PDQ together), and the archive's threshold count under each rule.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -51,6 +52,18 @@ static void add(const nh_kind *k, uint64_t seed, int quality, const char *source
     assert_int_equal(nh_db_add(db, &e, NULL), NH_OK);
 }
 
+/* An entry of a known image: its file digest is fill(seed) bytes, 0 = none. */
+static void add_known(const nh_kind *k, uint64_t seed, int quality, const char *source,
+                      uint64_t digest_seed)
+{
+    uint8_t h[NH_HASH_MAX_BYTES], d[16];
+    fill(h, nh_kind_bits(k) / 8, seed);
+    fill(d, 16, digest_seed);
+    nh_db_entry e = {.kind = *k, .hash = h, .quality = quality, .source = source,
+                     .digest = digest_seed ? d : NULL};
+    assert_int_equal(nh_db_add(db, &e, NULL), NH_OK);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -68,6 +81,19 @@ static int setup(void **state)
     add(&pdq, 3, 40, "pdq-3-lowq");
     add(&pdq, 4, 100, "pdq-4");
     add(&dig, 5, -1, "digest-5");
+    /* Known images with both perceptual kinds. k1: joined by its digest (sources differ, as
+     * when one image was added from two paths); k2: no digest, joined by source; k3: the
+     * neural and PDQ entries are two images (two digests) that share nothing; k4: its PDQ
+     * entry has quality 40; k5: a neural entry carrying digest 55. */
+    add_known(&na, 11, -1, "k1.jpg", 1001);
+    add_known(&pdq, 12, 90, "copy-of-k1.jpg", 1001);
+    add_known(&na, 21, -1, "k2.jpg", 0);
+    add_known(&pdq, 22, 90, "k2.jpg", 0);
+    add_known(&na, 31, -1, "k3.jpg", 3001);
+    add_known(&pdq, 32, 90, "k3.jpg", 3002);
+    add_known(&na, 41, -1, "k4.jpg", 4001);
+    add_known(&pdq, 42, 40, "k4.jpg", 4001);
+    add_known(&na, 51, -1, "k5.jpg", 55);
     if (nh_db_batch_commit(db, NULL, NULL, NULL) != NH_OK)
         return -1;
     return nh_db_reader_create(db, &rd, NULL) == NH_OK ? 0 : -1;
@@ -253,26 +279,189 @@ static void test_digest_exact(void **state)
     assert_int_equal(g.n, 0);
 }
 
-/* The archive's count: files with a reliable match, against the threshold. */
+#define MAXK 8
+struct known_got {
+    size_t n;
+    nh_match_status status[MAXK];
+    unsigned by[MAXK], nev[MAXK];
+    char src[MAXK][32];
+    int has_digest[MAXK];
+};
+
+static int collect_known(const nh_match_known *k, void *user)
+{
+    struct known_got *g = user;
+    if (g->n < MAXK) {
+        g->status[g->n] = k->status;
+        g->by[g->n] = k->confirmed_by;
+        g->nev[g->n] = (unsigned)k->n;
+        g->has_digest[g->n] = k->digest != NULL;
+        snprintf(g->src[g->n], sizeof g->src[0], "%s", k->source);
+        for (size_t i = 0; i < k->n; i++)
+            assert_true(k->ev[i].distance <= k->ev[i].radius);
+        g->n++;
+    }
+    return 0;
+}
+
+static void run_file(const nh_record *r, struct known_got *g, nh_match_result *res)
+{
+    nh_kind na = nh_kind_neural(FP_A, 96);
+    memset(g, 0, sizeof *g);
+    assert_int_equal(nh_match_file(rd, &na, &radii, r, collect_known, g, res, NULL), NH_OK);
+    assert_int_equal(res->known, g->n);
+    assert_int_equal(res->known, res->confirmed + res->unconfirmed + res->unreliable);
+}
+
+/* Neural and PDQ within their radii confirm a known image, whether it is joined by digest
+ * or by source; one kind alone, or the two kinds on two different images, does not. */
+static void test_confirmed_by_two_kinds(void **state)
+{
+    (void)state;
+    nh_kind na = nh_kind_neural(FP_A, 96), pdq = nh_kind_of(NH_KIND_PDQ);
+    struct known_got g;
+    nh_match_result res;
+    /* k1 by digest: neural at the radius, PDQ at the radius */
+    nh_record r = {.path = "x"};
+    put(&r, na, 11, 12, NH_VARIANT_ORIGINAL, -1);
+    put(&r, pdq, 12, 31, NH_VARIANT_ORIGINAL, 100);
+    run_file(&r, &g, &res);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(g.status[0], NH_MATCH_CONFIRMED);
+    assert_int_equal(g.by[0], NH_CONFIRM_PERCEPTUAL);
+    assert_int_equal(g.nev[0], 2);
+    assert_true(g.has_digest[0]);
+    assert_string_equal(g.src[0], "k1.jpg");
+    /* one bit past PDQ's radius: neural alone, unconfirmed */
+    r.nhashes = 0;
+    put(&r, na, 11, 12, NH_VARIANT_ORIGINAL, -1);
+    put(&r, pdq, 12, 32, NH_VARIANT_ORIGINAL, 100);
+    run_file(&r, &g, &res);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(g.status[0], NH_MATCH_UNCONFIRMED);
+    assert_int_equal(g.by[0], 0);
+    assert_int_equal(res.unconfirmed, 1);
+    /* k2 by source */
+    r.nhashes = 0;
+    put(&r, na, 21, 0, NH_VARIANT_ORIGINAL, -1);
+    put(&r, pdq, 22, 0, NH_VARIANT_ORIGINAL, 100);
+    run_file(&r, &g, &res);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(g.status[0], NH_MATCH_CONFIRMED);
+    assert_false(g.has_digest[0]);
+    /* k3: neural matches one image, PDQ another: two unconfirmed matches */
+    r.nhashes = 0;
+    put(&r, na, 31, 0, NH_VARIANT_ORIGINAL, -1);
+    put(&r, pdq, 32, 0, NH_VARIANT_ORIGINAL, 100);
+    run_file(&r, &g, &res);
+    assert_int_equal(g.n, 2);
+    assert_int_equal(g.status[0], NH_MATCH_UNCONFIRMED);
+    assert_int_equal(g.status[1], NH_MATCH_UNCONFIRMED);
+    assert_int_equal(res.confirmed, 0);
+    /* k1's neural hash and k2's PDQ hash (a crafted neural collision beside a real PDQ match
+     * of another image) confirm neither */
+    r.nhashes = 0;
+    put(&r, na, 11, 0, NH_VARIANT_ORIGINAL, -1);
+    put(&r, pdq, 22, 0, NH_VARIANT_ORIGINAL, 100);
+    run_file(&r, &g, &res);
+    assert_int_equal(g.n, 2);
+    assert_int_equal(res.confirmed, 0);
+}
+
+/* PDQ of low quality neither confirms nor counts; alone it is an unreliable match. */
+static void test_unreliable_never_confirms(void **state)
+{
+    (void)state;
+    nh_kind na = nh_kind_neural(FP_A, 96), pdq = nh_kind_of(NH_KIND_PDQ);
+    struct known_got g;
+    nh_match_result res;
+    nh_record r = {.path = "x"};
+    put(&r, na, 41, 0, NH_VARIANT_ORIGINAL, -1);
+    put(&r, pdq, 42, 0, NH_VARIANT_ORIGINAL, 100); /* the entry's quality is 40 */
+    run_file(&r, &g, &res);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(g.status[0], NH_MATCH_UNCONFIRMED);
+    r.nhashes = 0;
+    put(&r, pdq, 42, 0, NH_VARIANT_ORIGINAL, 100);
+    run_file(&r, &g, &res);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(g.status[0], NH_MATCH_UNRELIABLE);
+    assert_int_equal(res.unreliable, 1);
+    /* a reliable pair whose query PDQ is of quality 49 is not confirmed either */
+    r.nhashes = 0;
+    put(&r, na, 11, 0, NH_VARIANT_ORIGINAL, -1);
+    put(&r, pdq, 12, 0, NH_VARIANT_ORIGINAL, 49);
+    run_file(&r, &g, &res);
+    assert_int_equal(g.status[0], NH_MATCH_UNCONFIRMED);
+}
+
+/* The file's digest equal to a known image's confirms it, through a digest entry or the
+ * digest a perceptual entry carries; confirmed matches are reported first. */
+static void test_confirmed_by_digest(void **state)
+{
+    (void)state;
+    nh_kind na = nh_kind_neural(FP_A, 96), dig = nh_kind_of(NH_KIND_DIGEST);
+    struct known_got g;
+    nh_match_result res;
+    nh_record r = {.path = "x"};
+    put(&r, na, 51, 0, NH_VARIANT_ORIGINAL, -1);                         /* k5 */
+    put(&r, nh_kind_of(NH_KIND_PDQ), 32, 3, NH_VARIANT_ORIGINAL, 100); /* k3's PDQ entry */
+    nh_hash *d = put(&r, dig, 55, 0, NH_VARIANT_ORIGINAL, -1); /* the file is k5's file */
+    run_file(&r, &g, &res);
+    assert_int_equal(g.n, 2);
+    assert_int_equal(g.status[0], NH_MATCH_CONFIRMED);
+    assert_int_equal(g.by[0], NH_CONFIRM_DIGEST);
+    assert_string_equal(g.src[0], "k5.jpg");
+    assert_int_equal(g.status[1], NH_MATCH_UNCONFIRMED);
+    assert_string_equal(g.src[1], "k3.jpg");
+    d->bytes[0] ^= 1; /* another file */
+    run_file(&r, &g, &res);
+    assert_int_equal(res.confirmed, 0);
+    /* a digest entry alone (no perceptual kind) confirms */
+    nh_record e = {.path = "y"};
+    put(&e, dig, 5, 0, NH_VARIANT_ORIGINAL, -1);
+    run_file(&e, &g, &res);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(g.status[0], NH_MATCH_CONFIRMED);
+    assert_int_equal(g.by[0], NH_CONFIRM_DIGEST);
+}
+
+/* The archive's count: under "confirmed" the files with a confirmed match, under "any" the
+ * files with any reliable match; failures and unreliable-only files never count. */
 static void test_tally(void **state)
 {
     (void)state;
-    nh_match_tally t = {.threshold = 2};
+    nh_match_tally t = {.threshold = 2}, any = {.threshold = 2, .rule = NH_COUNT_ANY};
     nh_record ok = {.path = "a"}, bad = {.path = "b", .status = NH_ERR_DECODE};
-    nh_match_tally_add(&t, &ok, 3, 0); /* unreliable only */
-    assert_false(nh_match_tally_reached(&t));
-    nh_match_tally_add(&t, &ok, 2, 1);
-    nh_match_tally_add(&t, &bad, 0, 0);
-    assert_false(nh_match_tally_reached(&t));
-    nh_match_tally_add(&t, &ok, 1, 1);
-    assert_true(nh_match_tally_reached(&t));
-    assert_int_equal(t.files, 4);
+    nh_match_result unrel = {.known = 3, .unreliable = 3};
+    nh_match_result unconf = {.known = 2, .unconfirmed = 1, .unreliable = 1};
+    nh_match_result conf = {.known = 2, .confirmed = 1, .unconfirmed = 1};
+    const nh_match_result *seq[] = {&unrel, &unconf, NULL, &conf, &unconf};
+    int reached_confirmed[] = {0, 0, 0, 0, 0}, reached_any[] = {0, 0, 0, 1, 1};
+    for (size_t i = 0; i < 5; i++) {
+        nh_match_tally_add(&t, seq[i] ? &ok : &bad, seq[i]);
+        nh_match_tally_add(&any, seq[i] ? &ok : &bad, seq[i]);
+        assert_int_equal(nh_match_tally_reached(&t), reached_confirmed[i]);
+        assert_int_equal(nh_match_tally_reached(&any), reached_any[i]);
+    }
+    assert_int_equal(t.files, 5);
     assert_int_equal(t.failed, 1);
-    assert_int_equal(t.matched_files, 2);
-    assert_int_equal(t.matches, 6);
-    assert_int_equal(t.unreliable, 4);
-    nh_match_tally never = {.threshold = 0, .matched_files = 100};
+    assert_int_equal(t.matched_files, 3);
+    assert_int_equal(t.confirmed_files, 1);
+    assert_int_equal(t.counted_files, 1);
+    assert_int_equal(any.counted_files, 3);
+    assert_int_equal(t.matches, 9);
+    assert_int_equal(t.confirmed, 1);
+    assert_int_equal(t.unconfirmed, 3);
+    assert_int_equal(t.unreliable, 5);
+    nh_match_tally_add(&t, &ok, &conf);
+    assert_true(nh_match_tally_reached(&t));
+    nh_match_tally never = {.threshold = 0, .counted_files = 100};
     assert_false(nh_match_tally_reached(&never));
+    assert_int_equal(nh_count_rule_parse("confirmed"), NH_COUNT_CONFIRMED);
+    assert_int_equal(nh_count_rule_parse("any"), NH_COUNT_ANY);
+    assert_int_equal(nh_count_rule_parse("Any"), -1);
+    assert_int_equal(nh_count_rule_parse(""), -1);
 }
 
 int main(void)
@@ -281,7 +470,9 @@ int main(void)
         cmocka_unit_test(test_radius_boundaries), cmocka_unit_test(test_other_model),
         cmocka_unit_test(test_pdq_quality),       cmocka_unit_test(test_dihedral_best_variant),
         cmocka_unit_test(test_neural_mirror),     cmocka_unit_test(test_digest_exact),
-        cmocka_unit_test(test_tally),
+        cmocka_unit_test(test_confirmed_by_two_kinds),
+        cmocka_unit_test(test_unreliable_never_confirms),
+        cmocka_unit_test(test_confirmed_by_digest), cmocka_unit_test(test_tally),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

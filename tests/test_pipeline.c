@@ -632,14 +632,17 @@ static void test_resume_after_kill(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
-/* Audit: resized and recompressed copies of set images are found, a disjoint archive reports
- * nothing, the threshold sets the exit status, rotations need --pdq-dihedral, mirror images are
- * found with --neural-mirror. */
+/* Audit: resized and recompressed copies of set images are found and confirmed (neural and
+ * PDQ agree), a disjoint archive reports nothing, the threshold sets the exit status,
+ * rotations need --pdq-dihedral and, matched by PDQ alone, are listed but not counted unless
+ * --count any; mirror images are found with --neural-mirror. */
 static void test_audit(void **state)
 {
     (void)state;
-    const char *model = test_model();
-    if (!model || !have_data())
+    /* the trained default model: the test network's random weights are no perceptual hash */
+    static char model[1200];
+    snprintf(model, sizeof model, "%s/models/default.nhm", src_dir);
+    if (!have_data())
         return;
     const char *data = getenv("NH_DATA_DIR");
     char cmd[8192];
@@ -668,9 +671,19 @@ static void test_audit(void **state)
     out = nh_test_capture(cmd, &rc);
     assert_int_equal(rc, 3);
     char want[128];
-    snprintf(want, sizeof want, "\"matched_files\":%ld,", 2 * nset);
+    snprintf(want, sizeof want, "\"matched_files\":%ld,\"confirmed_files\":%ld,\"counted_files\":%ld,",
+             2 * nset, 2 * nset, 2 * nset);
     assert_non_null(strstr(out, want));
     assert_non_null(strstr(out, "\"threshold_reached\":true"));
+    assert_null(strstr(out, "\"status\":\"unconfirmed\""));
+    assert_null(strstr(out, "\"warning\""));
+    /* one record per copy: the neural and PDQ evidence of the one known image */
+    {
+        long recs = 0;
+        for (const char *q = out; (q = strstr(q, "\"status\":\"confirmed\",\"confirmed_by\":\"neural+pdq\"")); q++)
+            recs++;
+        assert_int_equal(recs, 2 * nset);
+    }
     assert_non_null(strstr(out, "\"label\":\"test\""));
     assert_non_null(strstr(out, "\"source\":\"aset/"));
     free(out);
@@ -686,12 +699,24 @@ static void test_audit(void **state)
     out = nh_test_capture(cmd, &rc);
     assert_non_null(strstr(out, "\"matched_files\":0,"));
     free(out);
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db a.set --model '%s' --pdq-dihedral arot",
-             tmp, nhash, model);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db a.set --model '%s' --pdq-dihedral "
+             "--threshold %ld arot", tmp, nhash, model, nset);
     out = nh_test_capture(cmd, &rc);
-    snprintf(want, sizeof want, "\"matched_files\":%ld,", nset);
+    snprintf(want, sizeof want, "\"matched_files\":%ld,\"confirmed_files\":0,\"counted_files\":0,", nset);
     assert_non_null(strstr(out, want));
     assert_non_null(strstr(out, "\"variant\":\"rotate"));
+    assert_non_null(strstr(out, "\"status\":\"unconfirmed\",\"counted\":false"));
+    assert_int_equal(rc, 0); /* PDQ alone: listed for review, not counted */
+    free(out);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db a.set --model '%s' --pdq-dihedral "
+             "--threshold %ld --count any arot 2>&1", tmp, nhash, model, nset);
+    out = nh_test_capture(cmd, &rc);
+    snprintf(want, sizeof want, "\"matched_files\":%ld,\"confirmed_files\":0,\"counted_files\":%ld,",
+             nset, nset);
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, "\"count\":\"any\""));
+    assert_non_null(strstr(out, "nhash audit: warning: --count any"));
+    assert_int_equal(rc, 3);
     free(out);
     /* mirrored copies: the neural hash finds them through --neural-mirror, as variant flipx
      * (the mirror image of a mirrored PNG is the original's pixels up to resize rounding) */
@@ -701,6 +726,9 @@ static void test_audit(void **state)
     snprintf(want, sizeof want, "\"matched_files\":%ld,", nset);
     assert_non_null(strstr(out, want));
     assert_non_null(strstr(out, "\"variant\":\"flipx\""));
+    /* one perceptual kind compared: the summary says its matches rest on one hash */
+    assert_non_null(strstr(out, "\"counted_files\":0,"));
+    assert_non_null(strstr(out, "\"warning\":\"only one perceptual hash is compared (neural)"));
     for (const char *q = out; (q = strstr(q, "\"kind\":\"neural\",\"distance\":")) != NULL; q++)
         assert_true(atoi(q + strlen("\"kind\":\"neural\",\"distance\":")) <= 2);
     free(out);
@@ -715,9 +743,9 @@ static void test_audit(void **state)
     out = nh_test_capture(cmd, &rc);
     assert_true(atol(out) >= 2 * nset + 1);
     free(out);
-    /* csv names the dihedral variant that matched in its last column */
+    /* csv: a row per piece of evidence; the PDQ rows name the dihedral variant that matched */
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db a.set --model '%s' --format csv --pdq-dihedral arot "
-             "2>/dev/null | grep -c ',rotate[0-9]*$'", tmp, nhash, model);
+             "2>/dev/null | grep -c ',1,unconfirmed,,0,pdq,[0-9]*,[0-9]*,rotate[0-9]*,'", tmp, nhash, model);
     out = nh_test_capture(cmd, &rc);
     assert_true(atol(out) >= nset);
     free(out);
@@ -764,6 +792,149 @@ static void test_sigint(void **state)
     free(out);
 }
 
+/* Crafted collisions (tests/data/adversarial, made by scripts/adversarial/ against
+ * models/default.nhm; the distances in its pairs.tsv and evaded.tsv are nhash's own): a set
+ * built from the known images; each crafted innocent image carries its target's neural hash,
+ * so it is listed as an unconfirmed neural match of that target and never counts, and the
+ * archive stays under a threshold it would reach under --count any. The evaded images (the
+ * neural hash moved past the radius) are still listed, through PDQ. */
+static void test_audit_crafted(void **state)
+{
+    (void)state;
+    char cmd[8192], want[512], model[1200], dir[1200];
+    snprintf(model, sizeof model, "%s/models/default.nhm", src_dir);
+    snprintf(dir, sizeof dir, "%s/tests/data/adversarial", src_dir);
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && rm -rf adv && mkdir adv && cp -R '%s/targets' '%s/crafted' '%s/evaded' adv/ && "
+             "'%s' hash --model '%s' --algo neural,pdq --db adv/set --label known adv/targets >/dev/null 2>&1",
+             tmp, dir, dir, dir, nhash, model);
+    assert_int_equal(system(cmd), 0);
+    int rc;
+    snprintf(cmd, sizeof cmd, "ls '%s/crafted' | wc -l; ls '%s/evaded' | wc -l", dir, dir);
+    char *out = nh_test_capture(cmd, &rc);
+    long ncraft = 0, nevade = 0;
+    sscanf(out, "%ld %ld", &ncraft, &nevade);
+    free(out);
+    assert_true(ncraft >= 5 && nevade >= 3);
+
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db adv/set --model '%s' --threshold %ld adv/crafted",
+             tmp, nhash, model, ncraft);
+    out = nh_test_capture(cmd, &rc);
+    assert_int_equal(rc, 0); /* not reached */
+    snprintf(want, sizeof want,
+             "\"files\":%ld,\"failed\":0,\"matched_files\":%ld,\"confirmed_files\":0,\"counted_files\":0,",
+             ncraft, ncraft);
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, "\"threshold_reached\":false"));
+    assert_null(strstr(out, "\"status\":\"confirmed\""));
+    assert_null(strstr(out, "\"kind\":\"pdq\"")); /* PDQ never followed the neural hash */
+    /* each crafted file is an unconfirmed neural match of its own target (pairs.tsv) */
+    snprintf(cmd, sizeof cmd, "tail -n +2 '%s/pairs.tsv'", dir);
+    char *pairs = nh_test_capture(cmd, &rc);
+    long seen = 0;
+    for (char *line = pairs, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+        *nl = '\0';
+        char crafted[256], target[256];
+        if (sscanf(line, "%255s %255s", crafted, target) != 2)
+            continue;
+        char path[600], source[600];
+        snprintf(path, sizeof path, "\"path\":\"adv/%s\",\"status\":\"unconfirmed\",\"counted\":false,", crafted);
+        snprintf(source, sizeof source,
+                 "\"evidence\":[{\"kind\":\"neural\",\"distance\":");
+        char *rec = strstr(out, path);
+        if (!rec)
+            fail_msg("crafted %s is not an unconfirmed match", crafted);
+        char *end = strchr(rec, '\n');
+        assert_non_null(end);
+        *end = '\0';
+        char *ev = strstr(rec, source);
+        assert_non_null(ev);
+        assert_true(atoi(ev + strlen(source)) <= 12);
+        snprintf(source, sizeof source, "\"source\":\"adv/%s\"", target);
+        if (!strstr(rec, source))
+            fail_msg("crafted %s does not name its target %s: %s", crafted, target, rec);
+        *end = '\n';
+        seen++;
+    }
+    free(pairs);
+    assert_int_equal(seen, ncraft);
+    free(out);
+
+    /* the old rule, one hash suffices: the crafted images alone raise the flag */
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db adv/set --model '%s' --threshold %ld "
+             "--count any adv/crafted 2>/dev/null", tmp, nhash, model, ncraft);
+    out = nh_test_capture(cmd, &rc);
+    assert_int_equal(rc, 3);
+    snprintf(want, sizeof want, "\"counted_files\":%ld,\"count\":\"any\"", ncraft);
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, "\"threshold_reached\":true"));
+    free(out);
+
+    /* evasion: the neural hash is past its radius, PDQ still lists every evaded image */
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' audit --db adv/set --model '%s' adv/evaded", tmp, nhash, model);
+    out = nh_test_capture(cmd, &rc);
+    assert_int_equal(rc, 0);
+    snprintf(want, sizeof want, "\"files\":%ld,\"failed\":0,\"matched_files\":%ld,\"confirmed_files\":0,",
+             nevade, nevade);
+    assert_non_null(strstr(out, want));
+    assert_null(strstr(out, "\"kind\":\"neural\""));
+    long pdq = 0;
+    for (const char *q = out; (q = strstr(q, "\"status\":\"unconfirmed\",\"counted\":false,")); q++)
+        pdq++;
+    assert_int_equal(pdq, nevade);
+    free(out);
+}
+
+/* SIGTERM during an audit: the batch in flight is finished, its matches and the archive's
+ * summary (marked interrupted) are written, the exit status is 143. Every file hashed before
+ * the signal is a known file (the set is the archive), so the summary's file count equals the
+ * number of files with a match record. */
+static void test_audit_sigterm(void **state)
+{
+    (void)state;
+    const char *model = test_model();
+    if (!model || !have_data())
+        return;
+    const char *data = getenv("NH_DATA_DIR");
+    char cmd[8192], out_path[600], db[600];
+    snprintf(out_path, sizeof out_path, "%s/sigterm.out", tmp);
+    snprintf(db, sizeof db, "%s/sigterm.set", tmp);
+    snprintf(cmd, sizeof cmd,
+             "ls '%s'/dlib/video_frames/*.jpg > '%s/sigterm.list' && "
+             "'%s' hash --model '%s' --backend ref --algo neural,digest --db '%s' "
+             "- < '%s/sigterm.list' >/dev/null 2>&1",
+             data, tmp, nhash, model, db, tmp);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd,
+             ": > '%s'; '%s' audit --db '%s' --model '%s' --backend ref --batch 4 --threshold 1000 "
+             "- < '%s/sigterm.list' > '%s' 2>'%s.err' & pid=$!; "
+             "i=0; while [ $i -lt 600 ] && [ $(wc -l < '%s') -lt 4 ]; do sleep 0.1; i=$((i+1)); done; "
+             "kill -TERM $pid; wait $pid; echo $? > '%s/sigterm.rc'",
+             out_path, nhash, db, model, tmp, out_path, out_path, out_path, tmp);
+    assert_int_equal(system(cmd), 0);
+    int rc;
+    snprintf(cmd, sizeof cmd,
+             "cat '%s/sigterm.rc'; wc -l < '%s/sigterm.list'; "
+             "grep -c '^{\"type\":\"summary\".*\"interrupted\":true}$' '%s'; "
+             "tail -n 1 '%s' | sed 's/.*\"files\":\\([0-9]*\\),.*/\\1/'; "
+             "grep '^{\"type\":\"match\"' '%s' | sed 's/.*\"path\":\\(\"[^\"]*\"\\).*/\\1/' | sort -u | wc -l; "
+             "grep -vc '^{\"type\":\"\\(match\\|summary\\)\".*}$' '%s'; "
+             "grep -c 'interrupted by SIGTERM' '%s.err'",
+             tmp, tmp, out_path, out_path, out_path, out_path, out_path);
+    char *out = nh_test_capture(cmd, &rc);
+    int status = -1, total = 0, summaries = 0, files = -1, matched = -1, bad = -1, said = 0;
+    sscanf(out, "%d %d %d %d %d %d %d", &status, &total, &summaries, &files, &matched, &bad,
+           &said);
+    free(out);
+    printf("  audit interrupted with exit status %d after %d of %d files\n", status, files, total);
+    assert_int_equal(status, 143);
+    assert_int_equal(summaries, 1);   /* the last line, marked interrupted */
+    assert_true(files >= 4 && files < total);
+    assert_int_equal(matched, files); /* each file hashed was written out */
+    assert_int_equal(bad, 0);         /* every line a whole record */
+    assert_int_equal(said, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -780,6 +951,8 @@ int main(void)
         cmocka_unit_test(test_mixed_folder),
         cmocka_unit_test(test_resume_after_kill),
         cmocka_unit_test(test_audit),
+        cmocka_unit_test(test_audit_sigterm),
+        cmocka_unit_test(test_audit_crafted),
         cmocka_unit_test(test_sigint),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
