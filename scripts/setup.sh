@@ -1,16 +1,23 @@
 #!/bin/sh
 # Install the Debian 12 packages nhash needs, only those that are missing.
-# Usage: scripts/setup.sh [--dev]   (--dev adds what the fixture scripts, benches and fuzzers use)
+# Usage: scripts/setup.sh [--dev | --fuzz]   (--dev adds what the fixture scripts, benches and
+# fuzzers use; --fuzz only the fuzzers' compiler, for the test command's fuzz smoke)
 set -eu
 
 PKGS="build-essential cmake pkg-config git ca-certificates
 ocl-icd-opencl-dev opencl-headers ocl-icd-libopencl1 pocl-opencl-icd clinfo
 libvips-dev libvips-tools liblmdb-dev lmdb-utils libxxhash-dev libcmocka-dev
 libprotobuf-c-dev protobuf-c-compiler python3 python3-numpy python3-pil xxhash"
-DEV_PKGS="python3-torch libfaiss-dev hyperfine nodejs npm clang-14 libclang-rt-14-dev"
+FUZZ_PKGS="clang-14 libclang-rt-14-dev"
+DEV_PKGS="python3-torch libfaiss-dev hyperfine nodejs npm $FUZZ_PKGS"
 
 want="$PKGS"
-[ "${1:-}" = "--dev" ] && want="$PKGS $DEV_PKGS"
+case "${1:-}" in
+--dev) want="$PKGS $DEV_PKGS" ;;
+--fuzz) want="$PKGS $FUZZ_PKGS" ;;
+"") ;;
+*) echo "usage: scripts/setup.sh [--dev | --fuzz]" >&2; exit 2 ;;
+esac
 
 missing=""
 for p in $want; do

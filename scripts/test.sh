@@ -1,7 +1,8 @@
 #!/bin/sh
 # Set up, fetch test data, build and run the whole test suite: a normal build, then the
-# same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
-# Usage: scripts/test.sh            (NH_TEST_ASAN=0 skips the sanitizer pass)
+# same suite under AddressSanitizer + UndefinedBehaviorSanitizer, then a fuzz smoke (every
+# libFuzzer harness for NH_TEST_FUZZ_SECONDS, default 45 s each; docs/fuzzing.md).
+# Usage: scripts/test.sh   (NH_TEST_ASAN=0 skips the sanitizer pass, NH_TEST_FUZZ=0 the smoke)
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -30,4 +31,10 @@ if [ "${NH_TEST_ASAN:-1}" != 0 ]; then
         -DNH_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
     cmake --build build-asan -j"$JOBS"
     ctest --test-dir build-asan --output-on-failure
+fi
+
+if [ "${NH_TEST_FUZZ:-1}" != 0 ]; then
+    scripts/setup.sh --fuzz
+    # the sanitizer pass above set its own ASAN_OPTIONS; the fuzzers check leaks
+    env -u ASAN_OPTIONS -u UBSAN_OPTIONS scripts/fuzz.sh "${NH_TEST_FUZZ_SECONDS:-45}"
 fi
