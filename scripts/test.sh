@@ -1,7 +1,7 @@
 #!/bin/sh
 # Set up, fetch test data, build and run the whole test suite: a normal build, then the
 # same suite under AddressSanitizer + UndefinedBehaviorSanitizer, then a fuzz smoke (every
-# libFuzzer harness for NH_TEST_FUZZ_SECONDS, default 45 s each; docs/fuzzing.md).
+# libFuzzer harness for NH_TEST_FUZZ_SECONDS, default 30 s each; docs/fuzzing.md).
 # Usage: scripts/test.sh   (NH_TEST_ASAN=0 skips the sanitizer pass, NH_TEST_FUZZ=0 the smoke)
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,5 +36,5 @@ fi
 if [ "${NH_TEST_FUZZ:-1}" != 0 ]; then
     scripts/setup.sh --fuzz
     # the sanitizer pass above set its own ASAN_OPTIONS; the fuzzers check leaks
-    env -u ASAN_OPTIONS -u UBSAN_OPTIONS scripts/fuzz.sh "${NH_TEST_FUZZ_SECONDS:-45}"
+    env -u ASAN_OPTIONS -u UBSAN_OPTIONS scripts/fuzz.sh "${NH_TEST_FUZZ_SECONDS:-30}"
 fi
