@@ -225,7 +225,10 @@ static int on_record(const nh_record *r, void *user)
     c->cur = r;
     c->nknown = 0;
     nh_match_result res;
-    if (nh_match_file(c->rd, c->neural, &c->radii, r, on_known, c, &res, &c->err) != NH_OK) {
+    nh_cli_db_guard_enter(); /* a damaged set faults inside LMDB's reads: reported, exit 2 */
+    nh_status mst = nh_match_file(c->rd, c->neural, &c->radii, r, on_known, c, &res, &c->err);
+    nh_cli_db_guard_leave();
+    if (mst != NH_OK) {
         c->fatal = 1;
         return 1;
     }

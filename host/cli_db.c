@@ -2,10 +2,82 @@
 #include "cli_db.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nhdb/nhdb.h"
+
+/*
+ * LMDB does not check its B-tree pages: a set damaged on disk (or made hostile) can make it fault
+ * or fail an assertion inside a read. While this thread is inside libnhdb for nhash (the calls
+ * below and nh_match_file in the audit), such a signal becomes a message and exit status 2; a
+ * fault anywhere else goes to the handler that was there before (the default, or a sanitizer's),
+ * so nhash's own bugs are not disguised as a damaged set. nhdb's own commands do the same.
+ */
+static _Thread_local volatile sig_atomic_t t_in_db;
+static const int g_fatal[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
+#define N_FATAL (sizeof g_fatal / sizeof g_fatal[0])
+static struct sigaction g_prev[N_FATAL];
+static pthread_once_t g_guard_once = PTHREAD_ONCE_INIT;
+
+static void write_str(const char *s)
+{
+    ssize_t r = write(2, s, strlen(s));
+    (void)r;
+}
+
+/* Async-signal-safe: write(2), sigaction(2), raise(3), _exit(2). */
+static void on_fatal(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    if (t_in_db) {
+        char num[4] = {(char)('0' + sig / 10 % 10), (char)('0' + sig % 10), 0, 0};
+        if (sig < 10) {
+            num[0] = num[1];
+            num[1] = 0;
+        }
+        write_str("nhash: the set's LMDB structure is damaged (signal ");
+        write_str(num);
+        write_str(" while reading it): LMDB does not check its pages; `nhdb verify SET` reports "
+                  "the damage; restore the set from a copy\n");
+        _exit(2);
+    }
+    for (size_t i = 0; i < N_FATAL; i++)
+        if (g_fatal[i] == sig)
+            sigaction(sig, &g_prev[i], NULL);
+    /* a fault happens again on return and reaches the previous handler; a signal that was sent
+     * (raise, kill) is sent again */
+    if (!si || si->si_code <= 0)
+        raise(sig);
+}
+
+static void guard_install_once(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fatal;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < N_FATAL; i++)
+        sigaction(g_fatal[i], &sa, &g_prev[i]);
+}
+
+static void nh_cli_db_guard_install(void)
+{
+    pthread_once(&g_guard_once, guard_install_once);
+}
+
+void nh_cli_db_guard_enter(void)
+{
+    t_in_db++;
+}
+
+void nh_cli_db_guard_leave(void)
+{
+    t_in_db--;
+}
 
 /* A batch commits after this many files or this many seconds, whichever comes first, so a
  * kill loses at most a few seconds of work. */
@@ -58,7 +130,7 @@ static int collect(void *ctx, const nh_db_record *rec)
     return 0;
 }
 
-nh_status nh_cli_db_open(const char *dir, int write, const nh_kind *neural, nh_cli_db **out,
+static nh_status nh_cli_db_open_unguarded(const char *dir, int write, const nh_kind *neural, nh_cli_db **out,
                          nh_error *err)
 {
     nh_cli_db *d = calloc(1, sizeof *d);
@@ -103,7 +175,7 @@ fail:
     return st;
 }
 
-void nh_cli_db_close(nh_cli_db *d)
+static void nh_cli_db_close_unguarded(nh_cli_db *d)
 {
     if (!d)
         return;
@@ -130,7 +202,7 @@ int nh_cli_db_skip(const uint8_t digest[16], void *user)
     return found;
 }
 
-nh_status nh_cli_db_flush(nh_cli_db *d, uint64_t *added, uint64_t *dupes, nh_error *err)
+static nh_status nh_cli_db_flush_unguarded(nh_cli_db *d, uint64_t *added, uint64_t *dupes, nh_error *err)
 {
     if (d->in_batch) {
         uint64_t a = 0, s = 0;
@@ -155,7 +227,7 @@ void nh_cli_db_committed(const nh_cli_db *d, uint64_t *added, uint64_t *dupes)
     *dupes = d->dupes;
 }
 
-nh_status nh_cli_db_add(nh_cli_db *d, const nh_record *r, const char *label, const char *note,
+static nh_status nh_cli_db_add_unguarded(nh_cli_db *d, const nh_record *r, const char *label, const char *note,
                         nh_error *err)
 {
     if (r->status != NH_OK || r->skipped)
@@ -205,7 +277,7 @@ nh_status nh_cli_db_add(nh_cli_db *d, const nh_record *r, const char *label, con
     return NH_OK;
 }
 
-unsigned nh_cli_db_kinds(nh_cli_db *d, size_t *other_models)
+static unsigned nh_cli_db_kinds_unguarded(nh_cli_db *d, size_t *other_models)
 {
     nh_db_kind_stats ks[64];
     size_t nk = nh_db_reader_kinds(d->rd, ks, 64);
@@ -234,4 +306,45 @@ unsigned nh_cli_db_kinds(nh_cli_db *d, size_t *other_models)
 nh_db_reader *nh_cli_db_reader(nh_cli_db *d)
 {
     return d->rd;
+}
+
+/* The public calls: each inside the guard. */
+nh_status nh_cli_db_open(const char *dir, int write, const nh_kind *neural, nh_cli_db **out, nh_error *err)
+{
+    nh_cli_db_guard_install();
+    nh_cli_db_guard_enter();
+    nh_status r_ = nh_cli_db_open_unguarded(dir, write, neural, out, err);
+    nh_cli_db_guard_leave();
+    return r_;
+}
+
+void nh_cli_db_close(nh_cli_db *d)
+{
+    nh_cli_db_guard_enter();
+    nh_cli_db_close_unguarded(d);
+    nh_cli_db_guard_leave();
+}
+
+nh_status nh_cli_db_flush(nh_cli_db *d, uint64_t *added, uint64_t *dupes, nh_error *err)
+{
+    nh_cli_db_guard_enter();
+    nh_status r_ = nh_cli_db_flush_unguarded(d, added, dupes, err);
+    nh_cli_db_guard_leave();
+    return r_;
+}
+
+nh_status nh_cli_db_add(nh_cli_db *d, const nh_record *r, const char *label, const char *note, nh_error *err)
+{
+    nh_cli_db_guard_enter();
+    nh_status r_ = nh_cli_db_add_unguarded(d, r, label, note, err);
+    nh_cli_db_guard_leave();
+    return r_;
+}
+
+unsigned nh_cli_db_kinds(nh_cli_db *d, size_t *other_models)
+{
+    nh_cli_db_guard_enter();
+    unsigned r_ = nh_cli_db_kinds_unguarded(d, other_models);
+    nh_cli_db_guard_leave();
+    return r_;
 }

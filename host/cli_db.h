@@ -38,4 +38,9 @@ unsigned nh_cli_db_kinds(nh_cli_db *d, size_t *other_models);
 /* The set's read snapshot (a read-only open), for nh_match_record; borrowed until close. */
 struct nh_db_reader *nh_cli_db_reader(nh_cli_db *d);
 
+/* Mark this thread as inside libnhdb (nesting allowed): a fatal signal until the matching
+ * leave is reported as a damaged set, exit status 2. nh_cli_db_open installs the handler. */
+void nh_cli_db_guard_enter(void);
+void nh_cli_db_guard_leave(void);
+
 #endif

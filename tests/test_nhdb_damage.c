@@ -4,11 +4,12 @@
  * and pages freed) is copied NHDB_DAMAGE_COPIES times (default 150), each copy's data.mdb
  * damaged once at a seeded random place: one bit flipped, or 1..256 bytes zeroed or
  * randomised, anywhere or at the start of a page (its header and node offsets). On each copy
- * the nhdb CLI runs verify, stats, a radius query, a k-nearest query and export, each in a
- * child process.
+ * the nhdb CLI runs verify, stats, a radius query, a k-nearest query and export, then nhash
+ * audit and nhash hash --db (digests of one file: the set's reads, the resume walk over every
+ * entry), each in a child process.
  *
  * Asserted: no command dies of a signal or meets a sanitizer error (nhdb's CLI turns a fault
- * inside LMDB into a message and exit status 1, counted below); and verify reports (exit
+ * inside LMDB into a message and exit status 1, nhash into one and status 2, counted below); and verify reports (exit
  * status 1) every copy whose damage is visible, that is whose `mdb_dump -a` (lmdb-utils, the
  * independent reader) differs from the pristine set's or fails. A copy whose dump is unchanged
  * had its damage land on free pages, LMDB's free list, page padding or the older of the two
@@ -33,6 +34,9 @@
 
 #ifndef NHDB_EXE
 #error "NHDB_EXE must name the nhdb binary"
+#endif
+#ifndef NHASH_EXE
+#error "NHASH_EXE must name the nhash binary"
 #endif
 
 static uint64_t rng = 0x9e3779b97f4a7c15u;
@@ -103,9 +107,9 @@ static char *dump(const char *dir, const char *tmp, size_t *n)
 
 /* Run nhdb with argv (NULL-terminated after argv[0] = the command name); stderr to errf. The
  * exit status, or 128 + the signal. */
-static int run_nhdb(const char *errf, const char *const *args)
+static int run_exe(const char *exe, const char *errf, const char *const *args)
 {
-    const char *argv[16] = {NHDB_EXE};
+    const char *argv[16] = {exe};
     int n = 1;
     while (args[n - 1] && n < 15) {
         argv[n] = args[n - 1];
@@ -122,13 +126,18 @@ static int run_nhdb(const char *errf, const char *const *args)
         dup2(fo, 1);
         dup2(fe, 2);
         alarm(60); /* a hang shows as SIGALRM */
-        execv(NHDB_EXE, (char *const *)argv);
+        execv(exe, (char *const *)argv);
         _exit(127);
     }
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int run_nhdb(const char *errf, const char *const *args)
+{
+    return run_exe(NHDB_EXE, errf, args);
 }
 
 /* Whether the library opens dir (in a child: a damaged file must not take the test down). */
@@ -239,6 +248,17 @@ static void test_damage_campaign(void **state)
         {"query", copy, "--k", "5", q.neural, q.pdq, NULL},
         {"export", copy, "--format", "jsonl", NULL},
     };
+    char probe[600];
+    snprintf(probe, sizeof probe, "%s/probe.bin", top);
+    FILE *pf = fopen(probe, "wb");
+    assert_non_null(pf);
+    fputs("a file to hash\n", pf);
+    fclose(pf);
+    const char *const nh_cmds[2][10] = {
+        {"audit", "--db", copy, "--algo", "digest", probe, NULL},
+        {"hash", "--db", copy, "--algo", "digest", probe, NULL},
+    };
+    int nh_caught = 0;
     for (int c = 0; c < copies; c++) {
         /* the damage */
         char *d = malloc(n_data);
@@ -285,6 +305,22 @@ static void test_damage_campaign(void **state)
             if (k == 0)
                 verify_rc = rc;
         }
+        /* nhash on the same copy, last (hash --db may write into it): the audit's reads and the
+         * resume walk of `hash --db` over every entry; a fault inside LMDB is a message and
+         * exit 2, never a signal */
+        for (int k = 0; k < 2; k++) {
+            int rc = run_exe(NHASH_EXE, errf, nh_cmds[k]);
+            size_t ne;
+            char *e = slurp(errf, &ne);
+            e = realloc(e, ne + 1);
+            e[ne] = 0;
+            if (rc > 128 || rc == 127 || strstr(e, "Sanitizer") || strstr(e, "runtime error"))
+                fail_msg("copy %d (mode %u, %zu bytes at %zu): nhash %s: status %d\n%s", c, mode,
+                         len, off, nh_cmds[k][0], rc, e);
+            if (strstr(e, "LMDB structure is damaged (signal"))
+                nh_caught++;
+            free(e);
+        }
         visible += seen;
         if (verify_rc != 0) {
             reported++;
@@ -301,9 +337,9 @@ static void test_damage_campaign(void **state)
            "randomised %d, page starts %d): the library refused %d at open; mdb_dump saw the "
            "damage in %d; verify reported %d (%d of them with mdb_dump's output unchanged) and "
            "passed %d, none with visible damage; %d command runs ended in a fault inside "
-           "LMDB, caught and reported\n",
+           "LMDB, caught and reported; nhash audit and hash --db: %d\n",
            copies, n_data, mode_n[0], mode_n[1], mode_n[2], mode_n[3], refused, visible, reported,
-           reported_unseen, passed, caught);
+           reported_unseen, passed, caught, nh_caught);
     free(data);
     free(pristine);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", top);
